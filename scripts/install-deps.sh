@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs everything the project needs to build, run and test, from Debian
+# bookworm packages only. Safe to run again: apt-get skips what is present.
+# Needs root (or sudo); a minimal Debian has no compiler, CMake or pkg-config.
+set -eu
+
+# Build: compiler, CMake, pkg-config and the four libraries of DESIGN.md.
+BUILD="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev liblua5.4-dev libevent-dev"
+# Static release link (GRPC-NOTES.md): grpc_unsecure.pc omits these archives.
+# libupb.a and libaddress_sorting.a come with libgrpc-dev itself; Debian's
+# separate libupb-dev is an unrelated old upb that conflicts with it.
+STATIC="libc-ares-dev zlib1g-dev libabsl-dev libssl-dev libre2-dev"
+# Tests: Lua interpreter + busted for policy specs; python3 drives the
+# end-to-end tests (standard library only); curl for the demo; valgrind and
+# clang's sanitizer runtime for the checked builds; procps for ps in bench.
+TEST="lua5.4 lua-busted python3 curl valgrind clang libclang-rt-14-dev procps iproute2"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+want=""
+for p in $BUILD $STATIC ${INSTALL_TEST_DEPS:+$TEST}; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		want="$want $p"
+	fi
+done
+if [ -n "$want" ]; then
+	echo "install-deps: installing:$want"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $want >/dev/null
+fi
+echo "install-deps: all packages present"
