@@ -1,0 +1,624 @@
+/*
+ * One long-lived gRPC channel to the CSI driver (DESIGN.md "Where we differ
+ * from upstream"), driven from the libevent loop.
+ *
+ * Threads: gRPC's own, plus one completion thread blocked in
+ * grpc_completion_queue_next. That thread does nothing but forward each
+ * completion (tag + success) through a pipe; the loop reads the pipe and
+ * finishes the operation. So all state below is touched by the loop thread
+ * only, and no lock is needed.
+ */
+#include "csi.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+
+#include "csi.pb-c.h"
+#include "grpc_status.h"
+#include "log.h"
+#include "metrics.h"
+
+#define METHOD_PROBE "/csi.v1.Identity/Probe"
+#define METHOD_INFO  "/csi.v1.Identity/GetPluginInfo"
+/* Start-up waits forever; this is only how often it says so. */
+#define STILL_WAITING_INTERVAL_S 10
+
+enum op_kind { OP_PROBE, OP_INFO };
+
+/* One RPC in flight; freed by the loop once its completion arrives. */
+struct csi_call {
+	struct csi *csi;
+	enum op_kind kind;
+	grpc_call *call;
+	grpc_metadata_array initial_md;
+	grpc_metadata_array trailing_md;
+	grpc_byte_buffer *send_buf;
+	grpc_byte_buffer *recv_buf;
+	grpc_status_code status;
+	grpc_slice details;
+	const char *error_string;
+	int64_t start_ns;
+	bool ready_at_start; /* channel was READY when the call started */
+};
+
+/* What the completion thread writes into the pipe: small enough to be atomic. */
+struct completion {
+	void *tag;
+	int success;
+};
+
+struct csi {
+	struct event_base *base;
+	struct metrics *metrics;
+	struct csi_address address;
+	char driver_name[256]; /* "" until GetPluginInfo succeeded */
+
+	grpc_completion_queue *cq;
+	grpc_channel *channel;
+	dev_t socket_dev; /* identity of the socket file the channel dials; 0 = unknown */
+	ino_t socket_ino;
+
+	pthread_t thread;
+	bool thread_started;
+	int pipe_rd, pipe_wr;
+	struct event *pipe_event;
+
+	struct csi_call *in_flight; /* at most one call (a probe or GetPluginInfo) */
+	csi_probe_cb probe_cb;
+	csi_info_cb info_cb;
+	void *cb_arg;
+
+	/* A probe that cannot be sent (no socket file) still answers at its deadline. */
+	struct event *missing_timer;
+	int64_t missing_start_ns;
+	/* Start-up's "Still connecting" reminder. */
+	struct event *still_timer;
+};
+
+int64_t csi_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+enum csi_address_kind csi_address_parse(const char *value, struct csi_address *out, char *errbuf,
+					size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	/* connlib: "/abs" gets "unix://" prepended; "unix://" + rest is a path. */
+	const char *path = NULL;
+	if (value[0] == '/') {
+		path = value;
+	} else if (strncmp(value, "unix://", 7) == 0) {
+		path = value + 7;
+		if (path[0] != '/') {
+			/* Go's resolver reads the text before the next '/' as an authority. */
+			size_t n = strcspn(path, "/");
+			snprintf(errbuf, errlen,
+				 "failed to build resolver: invalid (non-empty) authority: %.*s", (int)n,
+				 path);
+			out->kind = CSI_ADDRESS_INVALID;
+			return out->kind;
+		}
+	} else if (strncmp(value, "unix:", 5) == 0) {
+		/* gRPC's own unix resolver: "unix:/abs" or "unix:relative". */
+		path = value + 5;
+	}
+
+	if (path) {
+		out->kind = CSI_ADDRESS_UNIX;
+		snprintf(out->path, sizeof(out->path), "%s", path);
+		snprintf(out->target, sizeof(out->target), "unix:%s", path);
+		if (path[0] == '/')
+			snprintf(out->display, sizeof(out->display), "unix://%s", path);
+		else
+			snprintf(out->display, sizeof(out->display), "%s", value);
+	} else if (value[0] == '\0') {
+		out->kind = CSI_ADDRESS_NEVER;
+	} else {
+		out->kind = CSI_ADDRESS_GRPC;
+		snprintf(out->target, sizeof(out->target), "%s", value);
+		snprintf(out->display, sizeof(out->display), "%s", value);
+	}
+	return out->kind;
+}
+
+/* gRPC's clock has its own epoch: convert through a relative span. */
+static gpr_timespec grpc_deadline(int64_t deadline_ns)
+{
+	if (deadline_ns == INT64_MAX)
+		return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+	int64_t left = deadline_ns - csi_now_ns();
+	if (left < 0)
+		left = 0;
+	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(left, GPR_TIMESPAN));
+}
+
+static void *completion_thread(void *arg)
+{
+	struct csi *csi = arg;
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(csi->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+							   NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type != GRPC_OP_COMPLETE)
+			continue;
+		struct completion c = {.tag = ev.tag, .success = ev.success};
+		/* A pipe write of 16 bytes is atomic; EINTR is the only retry case. */
+		while (write(csi->pipe_wr, &c, sizeof(c)) < 0 && errno == EINTR)
+			;
+	}
+	return NULL;
+}
+
+static int stat_socket(const struct csi *csi, struct stat *st)
+{
+	return stat(csi->address.path, st);
+}
+
+static int channel_open(struct csi *csi, char *errbuf, size_t errlen)
+{
+	if (csi->address.kind == CSI_ADDRESS_NEVER)
+		return 0;
+	/*
+	 * Reconnect backoff bounded to 100 ms … 1 s (GRPC-NOTES.md): a restarted
+	 * driver is found again within a second, and a dead one costs one
+	 * attempt a second, with no growth.
+	 */
+	grpc_arg args[] = {
+		{.type = GRPC_ARG_INTEGER,
+		 .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+		 .value.integer = 100},
+		{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 100},
+		{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 1000},
+		/* No retries inside gRPC: one Probe is one RPC, as upstream. */
+		{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},
+	};
+	grpc_channel_args chargs = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
+	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+	csi->channel = grpc_channel_create(csi->address.target, creds, &chargs);
+	grpc_channel_credentials_release(creds);
+	if (!csi->channel) {
+		snprintf(errbuf, errlen, "cannot create a gRPC channel to %s", csi->address.display);
+		return -1;
+	}
+	struct stat st;
+	csi->socket_dev = 0;
+	csi->socket_ino = 0;
+	if (csi->address.kind == CSI_ADDRESS_UNIX && stat_socket(csi, &st) == 0) {
+		csi->socket_dev = st.st_dev;
+		csi->socket_ino = st.st_ino;
+	}
+	return 0;
+}
+
+static void channel_close(struct csi *csi)
+{
+	if (csi->channel) {
+		grpc_channel_destroy(csi->channel);
+		csi->channel = NULL;
+	}
+}
+
+static void call_free(struct csi_call *c)
+{
+	if (!c)
+		return;
+	if (c->call)
+		grpc_call_unref(c->call);
+	grpc_metadata_array_destroy(&c->initial_md);
+	grpc_metadata_array_destroy(&c->trailing_md);
+	if (c->send_buf)
+		grpc_byte_buffer_destroy(c->send_buf);
+	if (c->recv_buf)
+		grpc_byte_buffer_destroy(c->recv_buf);
+	grpc_slice_unref(c->details);
+	gpr_free((void *)c->error_string);
+	free(c);
+}
+
+/*
+ * Starts one unary call whose request is the packed message req. Waits for
+ * the channel to be ready (wait-for-ready), so an unreachable driver yields
+ * DEADLINE_EXCEEDED at the deadline, as upstream answers it.
+ */
+static int call_start(struct csi *csi, enum op_kind kind, const char *method,
+		      const ProtobufCMessage *req, int64_t deadline_ns)
+{
+	struct csi_call *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -1;
+	c->csi = csi;
+	c->kind = kind;
+	c->details = grpc_empty_slice();
+	grpc_metadata_array_init(&c->initial_md);
+	grpc_metadata_array_init(&c->trailing_md);
+	c->start_ns = csi_now_ns();
+	c->ready_at_start = grpc_channel_check_connectivity_state(csi->channel, 1) ==
+			    GRPC_CHANNEL_READY;
+
+	uint8_t packed[64];
+	size_t len = protobuf_c_message_pack(req, packed); /* empty requests: 0 bytes */
+	grpc_slice slice = grpc_slice_from_copied_buffer((const char *)packed, len);
+	c->send_buf = grpc_raw_byte_buffer_create(&slice, 1);
+	grpc_slice_unref(slice);
+
+	grpc_slice method_slice = grpc_slice_from_static_string(method);
+	c->call = grpc_channel_create_call(csi->channel, NULL, GRPC_PROPAGATE_DEFAULTS, csi->cq,
+					   method_slice, NULL, grpc_deadline(deadline_ns), NULL);
+	if (!c->call)
+		goto err;
+
+	grpc_op ops[6];
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
+	ops[1].op = GRPC_OP_SEND_MESSAGE;
+	ops[1].data.send_message.send_message = c->send_buf;
+	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->initial_md;
+	ops[4].op = GRPC_OP_RECV_MESSAGE;
+	ops[4].data.recv_message.recv_message = &c->recv_buf;
+	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[5].data.recv_status_on_client.trailing_metadata = &c->trailing_md;
+	ops[5].data.recv_status_on_client.status = &c->status;
+	ops[5].data.recv_status_on_client.status_details = &c->details;
+	ops[5].data.recv_status_on_client.error_string = &c->error_string;
+	if (grpc_call_start_batch(c->call, ops, 6, c, NULL) != GRPC_CALL_OK)
+		goto err;
+	csi->in_flight = c;
+	return 0;
+err:
+	call_free(c);
+	return -1;
+}
+
+/* The reply's bytes, flattened; NULL when there was no message. */
+static uint8_t *read_reply(grpc_byte_buffer *buf, size_t *len)
+{
+	if (!buf)
+		return NULL;
+	grpc_byte_buffer_reader reader;
+	if (!grpc_byte_buffer_reader_init(&reader, buf))
+		return NULL;
+	grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	*len = GRPC_SLICE_LENGTH(all);
+	uint8_t *bytes = malloc(*len + 1);
+	if (bytes)
+		memcpy(bytes, GRPC_SLICE_START_PTR(all), *len);
+	grpc_slice_unref(all);
+	return bytes;
+}
+
+/* Upstream's error text for a status: "rpc error: code = X desc = Y". */
+static void format_rpc_error(char *out, size_t len, int code, const char *message)
+{
+	char namebuf[24];
+	snprintf(out, len, "rpc error: code = %s desc = %s",
+		 grpc_status_go_name(code, namebuf, sizeof(namebuf)), message);
+}
+
+static void copy_details(const struct csi_call *c, char *out, size_t len)
+{
+	size_t n = GRPC_SLICE_LENGTH(c->details);
+	if (n >= len)
+		n = len - 1;
+	memcpy(out, GRPC_SLICE_START_PTR(c->details), n);
+	out[n] = '\0';
+}
+
+/*
+ * Fills r from a finished Probe. Decoding failures become INTERNAL, as a Go
+ * client reports an unparsable reply; an OK status needs a message.
+ */
+static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bool success,
+				   struct csi_probe_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->ready = -1;
+	r->seconds = (double)(csi_now_ns() - c->start_ns) / 1e9;
+	r->code = success ? (int)c->status : GRPC_STATUS_UNKNOWN;
+	copy_details(c, r->message, sizeof(r->message));
+	r->connected = true;
+
+	if (r->code == GRPC_STATUS_DEADLINE_EXCEEDED) {
+		/* Never connected in time: upstream's dial fails with the bare context error. */
+		bool ready_now = csi->channel && grpc_channel_check_connectivity_state(
+							 csi->channel, 0) == GRPC_CHANNEL_READY;
+		r->connected = c->ready_at_start || ready_now;
+		snprintf(r->message, sizeof(r->message), "context deadline exceeded");
+		if (!r->connected) {
+			r->code = GRPC_STATUS_UNAVAILABLE;
+			snprintf(r->error, sizeof(r->error), "context deadline exceeded");
+			return;
+		}
+	}
+	if (r->code == GRPC_STATUS_OK) {
+		size_t len = 0;
+		uint8_t *bytes = read_reply(c->recv_buf, &len);
+		Csi__V1__ProbeResponse *resp =
+			bytes ? csi__v1__probe_response__unpack(NULL, len, bytes) : NULL;
+		if (!resp) {
+			r->code = GRPC_STATUS_INTERNAL;
+			snprintf(r->message, sizeof(r->message), "%s",
+				 bytes ? "grpc: failed to unmarshal the received message"
+				       : "grpc: server returned no response message");
+		} else {
+			/* Present but empty (wire 0a 00) decodes as value false. */
+			r->ready = resp->ready ? (resp->ready->value ? 1 : 0) : -1;
+			csi__v1__probe_response__free_unpacked(resp, NULL);
+		}
+		free(bytes);
+	}
+	if (r->code != GRPC_STATUS_OK)
+		format_rpc_error(r->error, sizeof(r->error), r->code, r->message);
+}
+
+static void info_from_call(const struct csi_call *c, bool success, struct csi_plugin_info *info)
+{
+	char message[512];
+	memset(info, 0, sizeof(*info));
+	info->code = success ? (int)c->status : GRPC_STATUS_UNKNOWN;
+	copy_details(c, message, sizeof(message));
+	if (info->code == GRPC_STATUS_OK) {
+		size_t len = 0;
+		uint8_t *bytes = read_reply(c->recv_buf, &len);
+		Csi__V1__GetPluginInfoResponse *resp =
+			bytes ? csi__v1__get_plugin_info_response__unpack(NULL, len, bytes) : NULL;
+		if (!resp) {
+			info->code = GRPC_STATUS_INTERNAL;
+			snprintf(message, sizeof(message),
+				 "grpc: failed to unmarshal the received message");
+		} else {
+			snprintf(info->name, sizeof(info->name), "%s", resp->name ? resp->name : "");
+			snprintf(info->vendor_version, sizeof(info->vendor_version), "%s",
+				 resp->vendor_version ? resp->vendor_version : "");
+			csi__v1__get_plugin_info_response__free_unpacked(resp, NULL);
+		}
+		free(bytes);
+	}
+	if (info->code != GRPC_STATUS_OK)
+		format_rpc_error(info->error, sizeof(info->error), info->code, message);
+	else if (info->name[0] == '\0')
+		snprintf(info->error, sizeof(info->error), "driver name is empty");
+}
+
+static void finish_call(struct csi *csi, struct csi_call *c, bool success)
+{
+	csi->in_flight = NULL;
+	if (c->kind == OP_PROBE) {
+		struct csi_probe_result r;
+		probe_result_from_call(csi, c, success, &r);
+		/* Only RPCs that reached the driver are observed (UPSTREAM.md §4.1). */
+		if (r.connected)
+			metrics_observe_rpc(csi->metrics, csi->driver_name, METHOD_PROBE, r.code,
+					    r.seconds);
+		call_free(c);
+		csi->probe_cb(&r, csi->cb_arg);
+	} else {
+		struct csi_plugin_info info;
+		info_from_call(c, success, &info);
+		/* The start-up call is recorded before the name is known. */
+		metrics_observe_rpc(csi->metrics, "unknown-driver", METHOD_INFO, info.code,
+				    (double)(csi_now_ns() - c->start_ns) / 1e9);
+		call_free(c);
+		if (csi->still_timer)
+			event_del(csi->still_timer);
+		if (info.code == GRPC_STATUS_OK && csi->address.kind == CSI_ADDRESS_UNIX) {
+			struct stat st;
+			if (stat_socket(csi, &st) == 0) {
+				csi->socket_dev = st.st_dev;
+				csi->socket_ino = st.st_ino;
+			}
+		}
+		csi->info_cb(&info, csi->cb_arg);
+	}
+}
+
+static void on_pipe_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct csi *csi = arg;
+	struct completion batch[32];
+	ssize_t n = read(fd, batch, sizeof(batch));
+	for (ssize_t i = 0; i + (ssize_t)sizeof(batch[0]) <= n; i += sizeof(batch[0])) {
+		struct completion *c = &batch[i / sizeof(batch[0])];
+		finish_call(csi, c->tag, c->success != 0);
+	}
+}
+
+static void on_missing_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct csi *csi = arg;
+	struct csi_probe_result r;
+	memset(&r, 0, sizeof(r));
+	r.connected = false;
+	r.code = GRPC_STATUS_UNAVAILABLE;
+	r.ready = -1;
+	r.seconds = (double)(csi_now_ns() - csi->missing_start_ns) / 1e9;
+	snprintf(r.message, sizeof(r.message), "context deadline exceeded");
+	snprintf(r.error, sizeof(r.error), "context deadline exceeded");
+	csi->probe_cb(&r, csi->cb_arg);
+}
+
+static void on_still_waiting(evutil_socket_t fd, short what, void *arg)
+{
+	struct csi *csi = arg;
+	bool ready = csi->channel &&
+		     grpc_channel_check_connectivity_state(csi->channel, 0) == GRPC_CHANNEL_READY;
+	if (ready)
+		LOG_I("Still waiting for the CSI driver name", "address", csi->address.display);
+	else
+		LOG_I("Still connecting", "address", csi->address.display);
+}
+
+struct csi *csi_new(struct event_base *base, const struct csi_address *address,
+		    struct metrics *metrics, char *errbuf, size_t errlen)
+{
+	struct csi *csi = calloc(1, sizeof(*csi));
+	if (!csi) {
+		snprintf(errbuf, errlen, "out of memory");
+		return NULL;
+	}
+	csi->base = base;
+	csi->metrics = metrics;
+	csi->address = *address;
+	csi->pipe_rd = csi->pipe_wr = -1;
+
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		snprintf(errbuf, errlen, "pipe: %s", strerror(errno));
+		goto err;
+	}
+	csi->pipe_rd = fds[0];
+	csi->pipe_wr = fds[1];
+	/* The loop (and csi_free's drain) must never block on an empty pipe. */
+	fcntl(csi->pipe_rd, F_SETFL, O_NONBLOCK);
+	csi->pipe_event = event_new(base, csi->pipe_rd, EV_READ | EV_PERSIST, on_pipe_readable, csi);
+	csi->missing_timer = evtimer_new(base, on_missing_deadline, csi);
+	csi->still_timer = event_new(base, -1, EV_PERSIST, on_still_waiting, csi);
+	if (!csi->pipe_event || !csi->missing_timer || !csi->still_timer ||
+	    event_add(csi->pipe_event, NULL) < 0) {
+		snprintf(errbuf, errlen, "cannot set up loop events");
+		goto err;
+	}
+
+	grpc_init();
+	csi->cq = grpc_completion_queue_create_for_next(NULL);
+	if (channel_open(csi, errbuf, errlen) < 0)
+		goto err;
+	if (pthread_create(&csi->thread, NULL, completion_thread, csi) != 0) {
+		snprintf(errbuf, errlen, "cannot start the gRPC completion thread");
+		goto err;
+	}
+	csi->thread_started = true;
+	return csi;
+err:
+	csi_free(csi);
+	return NULL;
+}
+
+void csi_start(struct csi *csi, csi_info_cb cb, void *arg)
+{
+	struct timeval every = {.tv_sec = STILL_WAITING_INTERVAL_S};
+	csi->info_cb = cb;
+	csi->cb_arg = arg;
+	evtimer_add(csi->still_timer, &every);
+	if (csi->address.kind == CSI_ADDRESS_NEVER)
+		return; /* waits forever, as upstream does for an unusable target */
+	Csi__V1__GetPluginInfoRequest req = CSI__V1__GET_PLUGIN_INFO_REQUEST__INIT;
+	if (call_start(csi, OP_INFO, METHOD_INFO, &req.base, INT64_MAX) < 0)
+		LOG_E("Cannot start GetPluginInfo", "address", csi->address.display);
+}
+
+void csi_set_driver_name(struct csi *csi, const char *name)
+{
+	snprintf(csi->driver_name, sizeof(csi->driver_name), "%s", name);
+}
+
+/*
+ * Issue #68 upstream: a deleted socket must fail the probe even though an
+ * old connection still works. Returns false when the probe cannot be sent.
+ */
+static bool socket_still_there(struct csi *csi)
+{
+	if (csi->address.kind == CSI_ADDRESS_NEVER)
+		return false;
+	if (csi->address.kind != CSI_ADDRESS_UNIX)
+		return true;
+	struct stat st;
+	if (stat_socket(csi, &st) < 0)
+		return false;
+	if (csi->socket_ino != 0 && (st.st_ino != csi->socket_ino || st.st_dev != csi->socket_dev)) {
+		/* The driver restarted: its new socket gets a fresh channel at once. */
+		char err[256];
+		LOG_INFO_V(4, "CSI socket replaced, reconnecting", "address", csi->address.display);
+		channel_close(csi);
+		if (channel_open(csi, err, sizeof(err)) < 0) {
+			LOG_E("Cannot reconnect to the CSI driver", "err", err);
+			return false;
+		}
+	}
+	csi->socket_dev = st.st_dev;
+	csi->socket_ino = st.st_ino;
+	return true;
+}
+
+int csi_probe(struct csi *csi, int64_t deadline_ns, csi_probe_cb cb, void *arg)
+{
+	if (csi->in_flight || evtimer_pending(csi->missing_timer, NULL))
+		return -1;
+	csi->probe_cb = cb;
+	csi->cb_arg = arg;
+	if (!socket_still_there(csi) || !csi->channel) {
+		int64_t left = deadline_ns - csi_now_ns();
+		if (left < 0)
+			left = 0;
+		struct timeval tv = {.tv_sec = left / 1000000000,
+				     .tv_usec = (left % 1000000000) / 1000};
+		csi->missing_start_ns = csi_now_ns();
+		return evtimer_add(csi->missing_timer, &tv);
+	}
+	Csi__V1__ProbeRequest req = CSI__V1__PROBE_REQUEST__INIT;
+	return call_start(csi, OP_PROBE, METHOD_PROBE, &req.base, deadline_ns);
+}
+
+void csi_free(struct csi *csi)
+{
+	if (!csi)
+		return;
+	/* GRPC-NOTES.md order: cancel → destroy channel → shut down CQ → join. */
+	if (csi->in_flight && csi->in_flight->call)
+		grpc_call_cancel(csi->in_flight->call, NULL);
+	channel_close(csi);
+	if (csi->cq) {
+		grpc_completion_queue_shutdown(csi->cq);
+		if (csi->thread_started)
+			pthread_join(csi->thread, NULL);
+		else
+			while (grpc_completion_queue_next(csi->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+							  NULL)
+				       .type != GRPC_QUEUE_SHUTDOWN)
+				;
+		/* The thread forwarded the cancelled call's completion: free it, no callback. */
+		struct completion c;
+		if (csi->pipe_rd >= 0 && csi->in_flight) {
+			while (read(csi->pipe_rd, &c, sizeof(c)) == (ssize_t)sizeof(c))
+				if (c.tag == csi->in_flight)
+					break;
+			call_free(csi->in_flight);
+			csi->in_flight = NULL;
+		}
+		grpc_completion_queue_destroy(csi->cq);
+		grpc_shutdown();
+	}
+	if (csi->pipe_event)
+		event_free(csi->pipe_event);
+	if (csi->missing_timer)
+		event_free(csi->missing_timer);
+	if (csi->still_timer)
+		event_free(csi->still_timer);
+	if (csi->pipe_rd >= 0)
+		close(csi->pipe_rd);
+	if (csi->pipe_wr >= 0)
+		close(csi->pipe_wr);
+	free(csi);
+}

@@ -1,0 +1,284 @@
+/*
+ * libevent HTTP front end. Every request ends in exactly one reply: at once
+ * (404, 301, metrics) or later, when the check it is parked on ends
+ * (/healthz). A parked request whose client goes away is unparked from its
+ * connection's close callback, so the check never answers a freed request.
+ */
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "check.h"
+#include "log.h"
+#include "metrics.h"
+
+/* Bounds for hostile clients; /healthz needs neither big headers nor a body. */
+#define MAX_HEADERS_SIZE 16384
+#define MAX_BODY_SIZE	 65536
+
+struct http_server {
+	struct event_base *base;
+	struct evhttp *evhttp;
+	struct http_routes routes;
+	char metrics_path[1024];
+};
+
+/* A /healthz request waiting for its check. */
+struct parked {
+	struct http_server *server;
+	struct evhttp_request *req;
+	struct evhttp_connection *conn;
+	struct check_waiter *waiter;
+};
+
+void http_clean_path(const char *path, char *out, unsigned len)
+{
+	/* Work on "/" + path so the result always starts with '/'. */
+	size_t n = strlen(path);
+	char *buf = malloc(n + 2);
+	char *res = malloc(n + 2);
+	if (!buf || !res || len < 2) {
+		snprintf(out, len, "/");
+		goto out;
+	}
+	buf[0] = '/';
+	memcpy(buf + (path[0] == '/' ? 0 : 1), path, n + 1);
+	n = strlen(buf);
+
+	/* path.Clean: drop empty and "." elements, let ".." remove one. */
+	size_t r = 0;
+	res[r++] = '/';
+	for (size_t i = 0; i < n;) {
+		while (i < n && buf[i] == '/')
+			i++;
+		size_t start = i;
+		while (i < n && buf[i] != '/')
+			i++;
+		size_t elen = i - start;
+		if (elen == 0 || (elen == 1 && buf[start] == '.'))
+			continue;
+		if (elen == 2 && buf[start] == '.' && buf[start + 1] == '.') {
+			/* Drop the last element and the '/' before it; never the root. */
+			while (r > 1 && res[r - 1] != '/')
+				r--;
+			if (r > 1)
+				r--;
+			continue;
+		}
+		if (r > 1)
+			res[r++] = '/';
+		memcpy(res + r, buf + start, elen);
+		r += elen;
+	}
+	res[r] = '\0';
+	/* ServeMux keeps a trailing slash that the request had. */
+	if (n > 1 && buf[n - 1] == '/' && r > 1) {
+		res[r++] = '/';
+		res[r] = '\0';
+	}
+	snprintf(out, len, "%s", res);
+out:
+	free(buf);
+	free(res);
+}
+
+static void set_text_type(struct evhttp_request *req)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; charset=utf-8");
+}
+
+/*
+ * Sends status + body. HEAD gets the same headers, Content-Length included
+ * (as Go sends it), and no body.
+ */
+static void reply(struct evhttp_request *req, int status, const char *reason, const char *body,
+		  size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char clen[32];
+	snprintf(clen, sizeof(clen), "%zu", len);
+	evhttp_remove_header(h, "Content-Length");
+	evhttp_add_header(h, "Content-Length", clen);
+	struct evbuffer *buf = evbuffer_new();
+	if (buf && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+		evbuffer_add(buf, body, len);
+	evhttp_send_reply(req, status, reason, buf);
+	if (buf)
+		evbuffer_free(buf);
+}
+
+static void reply_not_found(struct evhttp_request *req)
+{
+	static const char body[] = "404 page not found\n";
+	set_text_type(req);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options",
+			  "nosniff");
+	reply(req, 404, "Not Found", body, sizeof(body) - 1);
+}
+
+static void reply_redirect(struct evhttp_request *req, const char *clean, const char *query)
+{
+	char location[4096], body[4200];
+	snprintf(location, sizeof(location), "%s%s%s", clean, query ? "?" : "", query ? query : "");
+	int n = snprintf(body, sizeof(body), "<a href=\"%s\">Moved Permanently</a>.\n\n", location);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Location", location);
+	evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+	reply(req, 301, "Moved Permanently", body, n > 0 ? (size_t)n : 0);
+}
+
+static void on_verdict(const struct check_verdict *v, void *arg)
+{
+	struct parked *p = arg;
+	evhttp_connection_set_closecb(p->conn, NULL, NULL);
+	set_text_type(p->req);
+	reply(p->req, v->status, NULL, v->body, v->body_len);
+	free(p);
+}
+
+/* The client went away while parked: libevent frees the request after this. */
+static void on_parked_close(struct evhttp_connection *conn, void *arg)
+{
+	struct parked *p = arg;
+	check_cancel(p->server->routes.healthz, p->waiter);
+	free(p);
+}
+
+static void serve_healthz(struct http_server *s, struct evhttp_request *req)
+{
+	struct parked *p = calloc(1, sizeof(*p));
+	if (!p) {
+		evhttp_send_error(req, 500, "out of memory");
+		return;
+	}
+	p->server = s;
+	p->req = req;
+	p->conn = evhttp_request_get_connection(req);
+	/* Parked from here until on_verdict or on_parked_close. */
+	evhttp_connection_set_closecb(p->conn, on_parked_close, p);
+	p->waiter = check_submit(s->routes.healthz, on_verdict, p);
+	if (!p->waiter) {
+		evhttp_connection_set_closecb(p->conn, NULL, NULL);
+		free(p);
+		evhttp_send_error(req, 500, "out of memory");
+	}
+}
+
+static void serve_metrics(struct http_server *s, struct evhttp_request *req)
+{
+	struct evbuffer *buf = evbuffer_new();
+	if (!buf) {
+		evhttp_send_error(req, 500, "out of memory");
+		return;
+	}
+	metrics_render(s->routes.metrics, buf);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	size_t len = evbuffer_get_length(buf);
+	char *text = malloc(len + 1);
+	if (text) {
+		evbuffer_remove(buf, text, len);
+		reply(req, 200, "OK", text, len);
+		free(text);
+	} else {
+		evhttp_send_error(req, 500, "out of memory");
+	}
+	evbuffer_free(buf);
+}
+
+static bool metrics_match(const struct http_server *s, const char *path)
+{
+	if (!s->routes.metrics)
+		return false;
+	size_t n = strlen(s->metrics_path);
+	if (n > 0 && s->metrics_path[n - 1] == '/')
+		return strncmp(path, s->metrics_path, n) == 0;
+	return strcmp(path, s->metrics_path) == 0;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct http_server *s = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	size_t dlen = 0;
+	char *path = evhttp_uridecode(raw && raw[0] ? raw : "/", 0, &dlen);
+	char clean[4096];
+	if (!path) {
+		evhttp_send_error(req, 400, "Bad Request");
+		return;
+	}
+	/* A NUL inside the decoded path can match nothing. */
+	if (strlen(path) != dlen) {
+		reply_not_found(req);
+		goto out;
+	}
+	http_clean_path(path, clean, sizeof(clean));
+	if (strcmp(clean, path) != 0) {
+		reply_redirect(req, clean, query);
+		goto out;
+	}
+	if (s->routes.healthz && strcmp(path, "/healthz") == 0)
+		serve_healthz(s, req);
+	else if (metrics_match(s, path))
+		serve_metrics(s, req);
+	else
+		reply_not_found(req);
+out:
+	free(path);
+}
+
+struct http_server *http_new(struct event_base *base, const struct http_routes *routes)
+{
+	struct http_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->base = base;
+	s->routes = *routes;
+	snprintf(s->metrics_path, sizeof(s->metrics_path), "%s",
+		 routes->metrics_path ? routes->metrics_path : "");
+	s->routes.metrics_path = s->metrics_path;
+	s->evhttp = evhttp_new(base);
+	if (!s->evhttp) {
+		free(s);
+		return NULL;
+	}
+	/* Go's ServeMux answers any method; libevent needs them listed. */
+	evhttp_set_allowed_methods(s->evhttp, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_max_headers_size(s->evhttp, MAX_HEADERS_SIZE);
+	evhttp_set_max_body_size(s->evhttp, MAX_BODY_SIZE);
+	evhttp_set_timeout(s->evhttp, (int)routes->idle_timeout_s);
+	evhttp_set_default_content_type(s->evhttp, "text/plain; charset=utf-8");
+	evhttp_set_gencb(s->evhttp, on_request, s);
+	return s;
+}
+
+int http_serve(struct http_server *s, int fd)
+{
+	if (!evhttp_accept_socket_with_handle(s->evhttp, fd)) {
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+void http_free(struct http_server *s)
+{
+	if (!s)
+		return;
+	evhttp_free(s->evhttp);
+	free(s);
+}

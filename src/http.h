@@ -1,0 +1,35 @@
+/*
+ * The HTTP side (UPSTREAM.md §3.2, §4.2): /healthz runs a check; the metrics
+ * path serves the exposition; everything else is Go ServeMux's 404 or 301.
+ * One struct http_server per listener kind; both share the loop.
+ */
+#ifndef LP_HTTP_H
+#define LP_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct check;
+struct metrics;
+struct http_server;
+
+struct http_routes {
+	struct check *healthz;    /* NULL: no /healthz on this server */
+	struct metrics *metrics;  /* NULL: no metrics on this server */
+	const char *metrics_path; /* "/metrics"; a trailing '/' serves the subtree */
+	int64_t idle_timeout_s;   /* a connection silent this long is closed */
+};
+
+struct http_server *http_new(struct event_base *base, const struct http_routes *routes);
+
+/* Serves on an already listening socket; the server owns fd from now on. */
+int http_serve(struct http_server *s, int fd);
+
+/* Closes listeners and connections. Parked requests must be answered first. */
+void http_free(struct http_server *s);
+
+/* Go's path.Clean plus ServeMux's trailing-slash rule; exposed for tests. */
+void http_clean_path(const char *path, char *out, unsigned len);
+
+#endif

@@ -1,0 +1,306 @@
+/*
+ * livenessprobe: flags → config → modules → loop. The only place that exits.
+ *
+ * Start-up order (UPSTREAM.md §2.1): parse and validate flags, load the
+ * policy, wait for the driver, GetPluginInfo once, then listen. Everything
+ * after flag parsing runs on one libevent loop, so SIGTERM during any phase
+ * ends in the same clean shutdown.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <event2/event.h>
+
+#include "check.h"
+#include "config.h"
+#include "csi.h"
+#include "http.h"
+#include "listen.h"
+#include "log.h"
+#include "metrics.h"
+#include "policy.h"
+
+struct daemon {
+	struct config cfg;
+	struct event_base *base;
+	struct metrics *metrics;
+	struct csi *csi;
+	struct policy *builtin;
+	struct policy *custom; /* NULL: the built-in policy decides */
+	struct check *check;
+	struct http_server *main_server;
+	struct http_server *metrics_server;
+	struct event *sig_term, *sig_int, *sig_hup;
+	int exit_code;
+};
+
+static void stop(struct daemon *d, int code)
+{
+	d->exit_code = code;
+	event_base_loopbreak(d->base);
+}
+
+/* Reads a whole policy file; NULL with errbuf on failure. */
+static char *read_file(const char *path, size_t *len, char *errbuf, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	char *text = NULL;
+	if (!f) {
+		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > 16 * 1024 * 1024) {
+		snprintf(errbuf, errlen, "%s: not a regular file of at most 16 MiB", path);
+		goto out;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (!text) {
+		snprintf(errbuf, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	*len = fread(text, 1, (size_t)st.st_size, f);
+	text[*len] = '\0';
+	if (ferror(f)) {
+		snprintf(errbuf, errlen, "%s: read error", path);
+		free(text);
+		text = NULL;
+	}
+out:
+	fclose(f);
+	return text;
+}
+
+static struct policy *load_policy_file(const char *path, const struct policy_limits *limits,
+				       char *errbuf, size_t errlen)
+{
+	size_t len = 0;
+	char *text = read_file(path, &len, errbuf, errlen);
+	if (!text)
+		return NULL;
+	char chunkname[4200];
+	snprintf(chunkname, sizeof(chunkname), "@%s", path);
+	struct policy *p = policy_new(text, len, chunkname, limits, errbuf, errlen);
+	free(text);
+	return p;
+}
+
+static int start_listeners(struct daemon *d)
+{
+	const struct config *cfg = &d->cfg;
+	char err[512];
+	/* Idle keep-alive connections are closed after this; a parked request never waits that long. */
+	int64_t idle = 2 * (cfg->check_timeout_ns + cfg->probe_timeout_ns) / 1000000000 + 60;
+	struct http_routes routes = {.healthz = d->check, .idle_timeout_s = idle};
+
+	if (cfg->metrics_address[0]) {
+		struct http_routes mroutes = {.metrics = d->metrics,
+					      .metrics_path = cfg->metrics_path,
+					      .idle_timeout_s = idle};
+		LOG_I("Separate metrics ServeMux listening", "address", cfg->metrics_address);
+		int fd = listen_tcp(cfg->metrics_address, err, sizeof(err));
+		d->metrics_server = fd >= 0 ? http_new(d->base, &mroutes) : NULL;
+		if (fd < 0 || !d->metrics_server || http_serve(d->metrics_server, fd) < 0) {
+			LOG_E("Failed to start prometheus metrics endpoint on specified address and "
+			      "path",
+			      "err", fd < 0 ? err : "cannot serve", "addr", cfg->metrics_address,
+			      "path", cfg->metrics_path);
+			return -1;
+		}
+	} else if (cfg->http_endpoint[0]) {
+		routes.metrics = d->metrics;
+		routes.metrics_path = cfg->metrics_path;
+	}
+
+	char address[512];
+	if (cfg->http_endpoint[0])
+		snprintf(address, sizeof(address), "%s", cfg->http_endpoint);
+	else
+		snprintf(address, sizeof(address), "0.0.0.0:%s", cfg->health_port);
+	/* Logged before binding, as upstream does. */
+	LOG_I("ServeMux listening", "address", address);
+	int fd = listen_tcp(address, err, sizeof(err));
+	d->main_server = fd >= 0 ? http_new(d->base, &routes) : NULL;
+	if (fd < 0 || !d->main_server || http_serve(d->main_server, fd) < 0) {
+		LOG_E("Failed to start http server", "err", fd < 0 ? err : "cannot serve");
+		return -1;
+	}
+	return 0;
+}
+
+static void on_plugin_info(const struct csi_plugin_info *info, void *arg)
+{
+	struct daemon *d = arg;
+	if (info->error[0]) {
+		LOG_E("Failed to get CSI driver name", "err", info->error);
+		stop(d, 1);
+		return;
+	}
+	LOG_I("CSI driver name", "driver", info->name);
+	LOG_INFO_V(5, "CSI driver info", "driver", info->name, "vendor_version",
+		   info->vendor_version);
+	csi_set_driver_name(d->csi, info->name);
+	policy_set_driver(d->builtin, info->name, info->vendor_version);
+	if (d->custom)
+		policy_set_driver(d->custom, info->name, info->vendor_version);
+	struct check_options opts = {.probe_timeout_ns = d->cfg.probe_timeout_ns,
+				     .check_timeout_ns = d->cfg.check_timeout_ns};
+	d->check = check_new(d->base, d->csi, d->custom ? d->custom : d->builtin, d->builtin,
+			     d->metrics, &opts);
+	if (!d->check) {
+		LOG_E("Cannot set up health checks", "err", "out of memory");
+		stop(d, 1);
+		return;
+	}
+	check_set_driver(d->check, info->name);
+	if (start_listeners(d) < 0)
+		stop(d, 1);
+}
+
+static void on_shutdown_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	LOG_I("Shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	stop(d, 0);
+}
+
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	if (!d->cfg.policy_file) {
+		LOG_INFO_V(2, "SIGHUP: no policy file to reload");
+		return;
+	}
+	LOG_W("SIGHUP: policy reload is not available yet; keeping the loaded policy", "policy",
+	      d->cfg.policy_file);
+}
+
+/* --check-policy: validate and exit, without touching a driver. */
+static int check_policy_only(const struct config *cfg, const struct policy_limits *limits)
+{
+	char err[2048];
+	struct policy *p = load_policy_file(cfg->check_policy_file, limits, err, sizeof(err));
+	if (!p) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	policy_free(p);
+	fprintf(stderr, "%s: policy loads\n", cfg->check_policy_file);
+	return 0;
+}
+
+static void cleanup(struct daemon *d)
+{
+	/* GRPC-NOTES.md: cancel calls, stop gRPC, answer parked requests, then free HTTP. */
+	csi_free(d->csi);
+	check_free(d->check);
+	if (d->base)
+		event_base_loop(d->base, EVLOOP_NONBLOCK); /* flush the last replies */
+	http_free(d->main_server);
+	http_free(d->metrics_server);
+	policy_free(d->custom);
+	policy_free(d->builtin);
+	metrics_free(d->metrics);
+	if (d->sig_term)
+		event_free(d->sig_term);
+	if (d->sig_int)
+		event_free(d->sig_int);
+	if (d->sig_hup)
+		event_free(d->sig_hup);
+	if (d->base)
+		event_base_free(d->base);
+	config_free(&d->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d;
+	char err[2048];
+	memset(&d, 0, sizeof(d));
+
+	switch (config_parse(&d.cfg, argc, argv, stderr, err, sizeof(err))) {
+	case CONFIG_OK:
+		break;
+	case CONFIG_HELP:
+		config_free(&d.cfg);
+		return 0;
+	case CONFIG_BAD_FLAG:
+		config_free(&d.cfg);
+		return 2;
+	case CONFIG_INVALID:
+		LOG_E(err);
+		config_free(&d.cfg);
+		return 1;
+	}
+	if (d.cfg.version) {
+		printf("livenessprobe %s\n", LP_VERSION);
+		config_free(&d.cfg);
+		return 0;
+	}
+	log_setup(d.cfg.verbosity, d.cfg.log_format, d.cfg.skip_headers);
+	/* libevent writes to sockets whose peers may be gone. */
+	signal(SIGPIPE, SIG_IGN);
+
+	struct policy_limits limits = {.memory = (size_t)d.cfg.policy_memory_limit,
+				       .instructions = d.cfg.policy_instruction_limit};
+	if (d.cfg.check_policy_file) {
+		int rc = check_policy_only(&d.cfg, &limits);
+		config_free(&d.cfg);
+		return rc;
+	}
+
+	d.exit_code = 1;
+	d.builtin = policy_new_builtin(&limits, err, sizeof(err));
+	if (!d.builtin) {
+		LOG_E("Cannot load the built-in policy", "err", err);
+		goto out;
+	}
+	if (d.cfg.policy_file) {
+		d.custom = load_policy_file(d.cfg.policy_file, &limits, err, sizeof(err));
+		if (!d.custom) {
+			LOG_E("Cannot load the policy", "err", err);
+			goto out;
+		}
+	}
+
+	struct csi_address address;
+	if (csi_address_parse(d.cfg.csi_address, &address, err, sizeof(err)) ==
+	    CSI_ADDRESS_INVALID) {
+		LOG_E("Failed to establish connection to CSI driver", "err", err);
+		goto out;
+	}
+
+	d.base = event_base_new();
+	d.metrics = metrics_new();
+	if (!d.base || !d.metrics) {
+		LOG_E("Cannot start", "err", "out of memory");
+		goto out;
+	}
+	d.sig_term = evsignal_new(d.base, SIGTERM, on_shutdown_signal, &d);
+	d.sig_int = evsignal_new(d.base, SIGINT, on_shutdown_signal, &d);
+	d.sig_hup = evsignal_new(d.base, SIGHUP, on_reload_signal, &d);
+	if (!d.sig_term || !d.sig_int || !d.sig_hup || evsignal_add(d.sig_term, NULL) < 0 ||
+	    evsignal_add(d.sig_int, NULL) < 0 || evsignal_add(d.sig_hup, NULL) < 0) {
+		LOG_E("Cannot install signal handlers");
+		goto out;
+	}
+
+	d.csi = csi_new(d.base, &address, d.metrics, err, sizeof(err));
+	if (!d.csi) {
+		LOG_E("Failed to establish connection to CSI driver", "err", err);
+		goto out;
+	}
+	LOG_INFO_V(5, "Connecting", "address", address.display);
+	LOG_I("Calling CSI driver to discover driver name");
+	csi_start(d.csi, on_plugin_info, &d);
+
+	d.exit_code = 0;
+	event_base_dispatch(d.base);
+out:
+	cleanup(&d);
+	return d.exit_code;
+}

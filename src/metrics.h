@@ -1,0 +1,37 @@
+/*
+ * Counters and histograms, and their Prometheus text exposition
+ * (UPSTREAM.md §4). Only the loop thread touches a struct metrics.
+ */
+#ifndef LP_METRICS_H
+#define LP_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct metrics;
+struct evbuffer;
+
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+
+/*
+ * One csi_sidecar_operations_seconds observation: an RPC that reached the
+ * driver. code is the gRPC status number (printed under Go's name).
+ */
+void metrics_observe_rpc(struct metrics *m, const char *driver, const char *method, int code,
+			 double seconds);
+
+/* livenessprobe_checks_total{result}: result is "healthy", "unhealthy". */
+void metrics_count_check(struct metrics *m, bool healthy);
+/* livenessprobe_requests_coalesced_total: a request that joined a check in flight. */
+void metrics_count_coalesced(struct metrics *m);
+/* livenessprobe_policy_fallbacks_total{reason} */
+void metrics_count_fallback(struct metrics *m, const char *reason);
+
+/* Go strconv.FormatFloat(v, 'g', -1, 64), as every sample value is printed. */
+void metrics_format_float(double v, char *out, size_t len);
+
+/* Appends the text exposition format (version 0.0.4) to out. */
+int metrics_render(struct metrics *m, struct evbuffer *out);
+
+#endif

@@ -1,0 +1,99 @@
+/*
+ * csi-mock-driver: a CSI Identity service with scripted answers, for tests
+ * and for users who want to see how a probe reacts to a failing driver.
+ * flags → config → server → loop; the only place that exits.
+ *
+ * Exit status: 0 after SIGTERM/SIGINT or --help, 1 when the socket cannot
+ * be served, 2 for a bad command line.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mock_config.h"
+#include "mock_server.h"
+
+#define PROG "csi-mock-driver"
+
+/*
+ * Signals: SIGTERM and SIGINT are blocked before grpc_init, so every thread
+ * (gRPC's included) inherits the mask, and a dedicated thread takes them
+ * with sigwait. That thread runs ordinary code, not a handler, so it may
+ * call mock_server_stop, the one server function made for other threads;
+ * the serving thread never polls for signals and sleeps in the completion
+ * queue until gRPC reports the shutdown complete.
+ */
+struct signal_waiter {
+	pthread_t thread;
+	sigset_t signals;
+	struct mock_server *server;
+};
+
+static void *signal_waiter_main(void *arg)
+{
+	struct signal_waiter *w = arg;
+	int sig;
+
+	if (sigwait(&w->signals, &sig) == 0)
+		mock_server_stop(w->server);
+	return NULL;
+}
+
+/*
+ * Wakes the waiter if no signal came (the server stopped on its own) and
+ * joins it, so that mock_server_stop has returned before the server is freed.
+ */
+static void signal_waiter_join(struct signal_waiter *w)
+{
+	pthread_kill(w->thread, SIGTERM);
+	pthread_join(w->thread, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct mock_config cfg;
+	struct mock_server *server = NULL;
+	struct signal_waiter waiter;
+	char err[512];
+	int status = 1;
+
+	switch (mock_config_parse(&cfg, argc, argv, stderr)) {
+	case MOCK_CONFIG_OK:
+		break;
+	case MOCK_CONFIG_HELP:
+		return 0;
+	case MOCK_CONFIG_BAD_FLAG:
+		return 2;
+	}
+
+	sigemptyset(&waiter.signals);
+	sigaddset(&waiter.signals, SIGTERM);
+	sigaddset(&waiter.signals, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &waiter.signals, NULL);
+	/* A test harness that closes our stdout must not kill the driver. */
+	signal(SIGPIPE, SIG_IGN);
+
+	server = mock_server_new(&cfg, stdout, err, sizeof(err));
+	if (!server) {
+		fprintf(stderr, PROG ": %s\n", err);
+		goto out;
+	}
+	waiter.server = server;
+	if (pthread_create(&waiter.thread, NULL, signal_waiter_main, &waiter) != 0) {
+		fprintf(stderr, PROG ": cannot start the signal thread\n");
+		goto out;
+	}
+	printf("listening %s\n", cfg.socket_path);
+	fflush(stdout);
+
+	status = 0;
+	if (mock_server_run(server, err, sizeof(err)) < 0) {
+		fprintf(stderr, PROG ": %s\n", err);
+		status = 1;
+	}
+	signal_waiter_join(&waiter);
+out:
+	mock_server_free(server);
+	return status;
+}

@@ -1,0 +1,61 @@
+/*
+ * csi-mock-driver command line → struct mock_config (DESIGN.md "Mock CSI
+ * driver"). No I/O besides the caller-supplied error stream; never exits:
+ * main.c acts on the result.
+ */
+#ifndef MOCK_CONFIG_H
+#define MOCK_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ProbeResponse.ready as sent on the wire (UPSTREAM.md §6). */
+enum mock_ready {
+	MOCK_READY_UNSET, /* field absent: empty message, 0 bytes */
+	MOCK_READY_TRUE,  /* 0a 02 08 01 */
+	MOCK_READY_FALSE, /* 0a 00: field present, BoolValue empty */
+};
+
+/* How one method answers: status, and when (now, later or never). */
+struct mock_answer {
+	int code;            /* gRPC status code; 0 (OK) sends a response message */
+	const char *message; /* status details, sent as given, even when empty */
+	int64_t delay_ns;    /* >= 0; reply this long after the request arrived */
+	bool hang;           /* never reply; the call lives until the client ends it */
+};
+
+/*
+ * Every string borrows from argv or from static storage: the config owns
+ * nothing and needs no free. It must not outlive argv.
+ */
+struct mock_config {
+	const char *socket_path; /* plain filesystem path, "unix:" forms already stripped */
+	const char *name;        /* GetPluginInfo name; may be "" on purpose */
+	const char *vendor_version;
+	enum mock_ready ready;
+	struct mock_answer probe; /* /csi.v1.Identity/Probe */
+	struct mock_answer info;  /* /csi.v1.Identity/GetPluginInfo */
+	bool quiet;               /* no "call method=..." lines */
+	bool verbose;             /* let gRPC's own log lines through to stderr */
+};
+
+enum mock_config_result {
+	MOCK_CONFIG_OK = 0,      /* run */
+	MOCK_CONFIG_HELP = 1,    /* usage printed; exit 0 */
+	MOCK_CONFIG_BAD_FLAG = 2 /* one-line error and usage printed; exit 2 */
+};
+
+/*
+ * Fills cfg with the defaults, then applies argv. Flags take one or two
+ * dashes, "--flag=value" or "--flag value"; booleans take "--flag" or
+ * "--flag=true|false". "--" ends the flags; positional arguments are an
+ * error. Messages go to err, prefixed with "csi-mock-driver: ".
+ */
+enum mock_config_result mock_config_parse(struct mock_config *cfg, int argc, char **argv,
+                                          FILE *err);
+
+/* Writes the usage text (flags, defaults, examples) to out. */
+void mock_config_usage(FILE *out);
+
+#endif
