@@ -205,18 +205,42 @@ static bool metrics_match(const struct http_server *s, const char *path)
 	return strcmp(path, s->metrics_path) == 0;
 }
 
+/*
+ * The request target's path and query. Origin-form ("/x?q") is split by
+ * hand: libevent's URI parser reads "//healthz" as an authority, while Go
+ * sees the path "//healthz" (and redirects it). Absolute-form targets
+ * ("http://host/healthz") go through the URI parser.
+ */
+static char *target_path(struct evhttp_request *req, char **query)
+{
+	const char *target = evhttp_request_get_uri(req);
+	*query = NULL;
+	if (target && target[0] == '/') {
+		size_t plen = strcspn(target, "?#");
+		char *path = strndup(target, plen);
+		if (target[plen] == '?')
+			*query = strndup(target + plen + 1, strcspn(target + plen + 1, "#"));
+		return path;
+	}
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *p = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	if (q)
+		*query = strdup(q);
+	return strdup(p && p[0] ? p : "/");
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_server *s = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
-	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	char *query = NULL;
+	char *raw = target_path(req, &query);
 	size_t dlen = 0;
-	char *path = evhttp_uridecode(raw && raw[0] ? raw : "/", 0, &dlen);
+	char *path = raw ? evhttp_uridecode(raw, 0, &dlen) : NULL;
 	char clean[4096];
 	if (!path) {
 		evhttp_send_error(req, 400, "Bad Request");
-		return;
+		goto out;
 	}
 	/* A NUL inside the decoded path can match nothing. */
 	if (strlen(path) != dlen) {
@@ -236,6 +260,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 		reply_not_found(req);
 out:
 	free(path);
+	free(raw);
+	free(query);
 }
 
 struct http_server *http_new(struct event_base *base, const struct http_routes *routes)

@@ -244,6 +244,9 @@ int main(int argc, char **argv)
 	log_setup(d.cfg.verbosity, d.cfg.log_format, d.cfg.skip_headers);
 	/* libevent writes to sockets whose peers may be gone. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Upstream keeps serving on SIGUSR1/SIGUSR2 (Go ignores them); so do we. */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 
 	struct policy_limits limits = {.memory = (size_t)d.cfg.policy_memory_limit,
 				       .instructions = d.cfg.policy_instruction_limit};
