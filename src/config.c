@@ -363,10 +363,11 @@ static int parse_size(const char *s, int64_t *out)
 {
 	const char *p = s;
 	uint64_t value = 0;
-	while (*p >= '0' && *p <= '9') {
-		value = value * 10 + (uint64_t)(*p++ - '0');
-		if (value > (uint64_t)INT64_MAX)
+	for (; *p >= '0' && *p <= '9'; p++) {
+		uint64_t digit = (uint64_t)(*p - '0');
+		if (value > ((uint64_t)INT64_MAX - digit) / 10)
 			return -1;
+		value = value * 10 + digit;
 	}
 	if (p == s)
 		return -1;

@@ -170,7 +170,7 @@ void duration_format(int64_t ns, char *buf, unsigned len)
 		return;
 	}
 	/* Magnitude without overflow for INT64_MIN. */
-	uint64_t mag = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
+	uint64_t mag = ns < 0 ? (uint64_t)(-(ns + 1)) + 1 : (uint64_t)ns;
 	const char *sign = ns < 0 ? "-" : "";
 	char frac[16];
 

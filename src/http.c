@@ -125,15 +125,53 @@ static void reply_not_found(struct evhttp_request *req)
 	reply(req, 404, "Not Found", body, sizeof(body) - 1);
 }
 
+/* Go's htmlEscape for the redirect body: & < > " ' become entities. */
+static void put_html_escaped(struct evbuffer *out, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&':
+			evbuffer_add(out, "&amp;", 5);
+			break;
+		case '<':
+			evbuffer_add(out, "&lt;", 4);
+			break;
+		case '>':
+			evbuffer_add(out, "&gt;", 4);
+			break;
+		case '"':
+			evbuffer_add(out, "&#34;", 5);
+			break;
+		case '\'':
+			evbuffer_add(out, "&#39;", 5);
+			break;
+		default:
+			evbuffer_add(out, s, 1);
+		}
+	}
+}
+
 static void reply_redirect(struct evhttp_request *req, const char *clean, const char *query)
 {
-	char location[4096], body[4200];
-	snprintf(location, sizeof(location), "%s%s%s", clean, query ? "?" : "", query ? query : "");
-	int n = snprintf(body, sizeof(body), "<a href=\"%s\">Moved Permanently</a>.\n\n", location);
+	char *location = NULL;
+	struct evbuffer *body = evbuffer_new();
+	if (!body || asprintf(&location, "%s%s%s", clean, query ? "?" : "", query ? query : "") < 0) {
+		location = NULL;
+		evhttp_send_error(req, 500, "out of memory");
+		goto out;
+	}
+	evbuffer_add_printf(body, "<a href=\"");
+	put_html_escaped(body, location);
+	evbuffer_add_printf(body, "\">Moved Permanently</a>.\n\n");
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Location", location);
 	evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
-	reply(req, 301, "Moved Permanently", body, n > 0 ? (size_t)n : 0);
+	size_t len = evbuffer_get_length(body);
+	reply(req, 301, "Moved Permanently", (const char *)evbuffer_pullup(body, -1), len);
+out:
+	free(location);
+	if (body)
+		evbuffer_free(body);
 }
 
 static void on_verdict(const struct check_verdict *v, void *arg)

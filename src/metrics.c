@@ -190,7 +190,7 @@ void metrics_format_float(double v, char *out, size_t len)
 			break;
 	}
 	/* e is "[-]d[.ddd]e±XX": collect the digits and the exponent. */
-	char digits[32];
+	char digits[32] = {0};
 	int nd = 0;
 	const char *p = e;
 	bool neg = *p == '-';
