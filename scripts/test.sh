@@ -1,0 +1,119 @@
+#!/bin/sh
+# Every test (README "Testing"): installs what is needed, then
+#   1. checks formatting against the committed .clang-format,
+#   2. builds the dynamic Debug build and runs all CTest tests
+#      (C unit tests, busted policy specs, end-to-end tests),
+#   3. rebuilds with AddressSanitizer + UndefinedBehaviorSanitizer and runs
+#      the unit and end-to-end tests again,
+#   4. runs the end-to-end tests against the daemon under valgrind,
+#   5. builds the fully static release binaries and checks they run.
+# Ends with one summary line per stage and "N passed, N failed".
+# STAGES (default "format build asan valgrind static") picks stages.
+set -u
+cd "$(dirname "$0")/.."
+STAGES=${STAGES:-"format build asan valgrind static"}
+JOBS=$(nproc)
+root=$(pwd)
+results=""
+passed=0
+failed=0
+
+INSTALL_TEST_DEPS=1 ./scripts/install-deps.sh || exit 1
+
+record() { # stage, status (0 ok), detail
+	if [ "$2" -eq 0 ]; then
+		passed=$((passed + 1))
+		results="$results\n  PASS  $1  $3"
+	else
+		failed=$((failed + 1))
+		results="$results\n  FAIL  $1  $3"
+	fi
+}
+
+# ctest's own closing line, e.g. "100% tests passed, 0 tests failed out of 42".
+ctest_line() { grep -E 'tests passed, [0-9]+ tests? failed out of' "$1" | tail -1; }
+
+configure_build() { # dir, cmake args...
+	dir=$1
+	shift
+	cmake -S . -B "$dir" "$@" >"$dir.configure.log" 2>&1 &&
+		cmake --build "$dir" -j"$JOBS" >"$dir.build.log" 2>&1
+}
+
+for stage in $STAGES; do
+	echo "=== stage: $stage"
+	case $stage in
+	format)
+		files=$(git ls-files 'src/*.c' 'src/*.h' 'src/mockdriver/*' 'tests/unit/*.c' 'tests/unit/*.h')
+		# shellcheck disable=SC2086
+		if clang-format --dry-run -Werror $files >format.log 2>&1; then
+			record format 0 "clang-format clean"
+		else
+			head -20 format.log
+			record format 1 "clang-format differences (see format.log)"
+		fi
+		;;
+	build)
+		mkdir -p build-test
+		if configure_build build-test -DCMAKE_BUILD_TYPE=Debug; then
+			(cd build-test && ctest -j"$JOBS" -LE e2e --output-on-failure) >build-test.unit.log 2>&1
+			rc1=$?
+			# End-to-end tests measure deadlines: one at a time, on a quiet machine.
+			(cd build-test && ctest -j1 -L e2e --output-on-failure) >build-test.e2e.log 2>&1
+			rc2=$?
+			tail -30 build-test.unit.log
+			tail -30 build-test.e2e.log
+			record "build/unit+spec" $rc1 "$(ctest_line build-test.unit.log)"
+			record "build/e2e" $rc2 "$(ctest_line build-test.e2e.log)"
+		else
+			tail -30 build-test.build.log
+			record build 1 "build failed (build-test.build.log)"
+		fi
+		;;
+	asan)
+		mkdir -p build-asan
+		if configure_build build-asan -DCMAKE_BUILD_TYPE=Debug -DLP_SANITIZE=ON; then
+			# gRPC's abseil keeps process-lifetime allocations; leaks are valgrind's job.
+			(cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+				UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+				LP_TIME_SCALE=3 ctest -j1 -L 'unit|e2e' --output-on-failure) >build-asan.log 2>&1
+			rc=$?
+			tail -30 build-asan.log
+			record "asan+ubsan" $rc "$(ctest_line build-asan.log)"
+		else
+			tail -30 build-asan.build.log
+			record asan 1 "build failed (build-asan.build.log)"
+		fi
+		;;
+	valgrind)
+		if [ ! -x build-test/livenessprobe ]; then
+			configure_build build-test -DCMAKE_BUILD_TYPE=Debug
+		fi
+		(cd build-test &&
+			LP_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$root/tests/valgrind.supp --quiet" \
+				LP_TIME_SCALE=10 ctest -j1 -L valgrind --output-on-failure) >build-valgrind.log 2>&1
+		rc=$?
+		tail -30 build-valgrind.log
+		record valgrind $rc "$(ctest_line build-valgrind.log)"
+		;;
+	static)
+		mkdir -p build-release
+		if configure_build build-release -DCMAKE_BUILD_TYPE=Release -DLP_STATIC=ON -DLP_TESTS=OFF &&
+			build-release/livenessprobe --version >/dev/null &&
+			! readelf -l build-release/livenessprobe | grep -q INTERP; then
+			record static 0 "livenessprobe $(stat -c %s build-release/livenessprobe) bytes, statically linked"
+		else
+			tail -30 build-release.build.log 2>/dev/null
+			record static 1 "static release build failed"
+		fi
+		;;
+	*)
+		record "$stage" 1 "unknown stage"
+		;;
+	esac
+done
+
+echo "=== summary"
+printf '%b\n' "$results"
+echo "stages: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
