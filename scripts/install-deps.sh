@@ -15,11 +15,14 @@ STATIC="libc-ares-dev zlib1g-dev libabsl-dev libssl-dev libre2-dev"
 # clang's sanitizer runtime for the checked builds; procps for ps in bench.
 TEST="lua5.4 lua-busted python3 curl valgrind clang clang-format libclang-rt-14-dev procps iproute2"
 
+# Benchmark: wrk drives the load (bench/run.sh).
+BENCH="wrk curl procps"
+
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 want=""
-for p in $BUILD $STATIC ${INSTALL_TEST_DEPS:+$TEST}; do
+for p in $BUILD $STATIC ${INSTALL_TEST_DEPS:+$TEST} ${INSTALL_BENCH_DEPS:+$BENCH}; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
 		want="$want $p"
 	fi
