@@ -160,7 +160,10 @@ static void *completion_thread(void *arg)
 			break;
 		if (ev.type != GRPC_OP_COMPLETE)
 			continue;
-		struct completion c = {.tag = ev.tag, .success = ev.success};
+		struct completion c;
+		memset(&c, 0, sizeof(c)); /* padding too: the bytes go through a pipe */
+		c.tag = ev.tag;
+		c.success = ev.success;
 		/* A pipe write of 16 bytes is atomic; EINTR is the only retry case. */
 		while (write(csi->pipe_wr, &c, sizeof(c)) < 0 && errno == EINTR)
 			;
