@@ -56,6 +56,9 @@ static const struct {
         [METHOD_OTHER] = {NULL, "other"},
 };
 
+/* How long to keep polling after shutdown so gRPC can finish tearing down (see below). */
+#define TEARDOWN_GRACE_MS 100
+
 /* What a completion is about. Every tag handed to gRPC is a struct mock_tag. */
 enum tag_kind { TAG_ACCEPT, TAG_RECV, TAG_CLOSE, TAG_REPLY, TAG_SHUTDOWN };
 
@@ -65,7 +68,6 @@ struct mock_tag {
 };
 
 struct mock_call {
-	struct mock_server *server;
 	grpc_call *call; /* set by gRPC when the accept completes; ours to unref */
 	grpc_call_details details;
 	grpc_metadata_array request_md;
@@ -89,6 +91,7 @@ struct mock_server {
 	grpc_completion_queue *cq;
 	grpc_server *server;
 	atomic_bool stopping; /* mock_server_stop ran (any thread) */
+	bool started;         /* grpc_server_start ran: connections may need tearing down */
 	bool shutdown_done;   /* TAG_SHUTDOWN received: grpc_server_destroy allowed */
 	struct mock_tag shutdown_tag;
 	struct mock_call *pending_head, *pending_tail; /* ascending due time */
@@ -114,13 +117,12 @@ static void route_grpc_log(gpr_log_func_args *args)
 
 /* ---- calls ------------------------------------------------------------------------------ */
 
-static struct mock_call *call_new(struct mock_server *s)
+static struct mock_call *call_new(void)
 {
 	struct mock_call *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
-	c->server = s;
 	grpc_call_details_init(&c->details);
 	grpc_metadata_array_init(&c->request_md);
 	c->status_details = grpc_empty_slice();
@@ -159,7 +161,8 @@ static int call_start_batch(struct mock_call *c, const grpc_op *ops, size_t n, s
 	grpc_call_error rc = grpc_call_start_batch(c->call, ops, n, tag, NULL);
 
 	if (rc != GRPC_CALL_OK) {
-		gpr_log(GPR_ERROR, "grpc_call_start_batch: %s", grpc_call_error_to_string(rc));
+		fprintf(stderr, "csi-mock-driver: grpc_call_start_batch: %s\n",
+		        grpc_call_error_to_string(rc));
 		grpc_call_cancel(c->call, NULL);
 		return -1;
 	}
@@ -339,7 +342,7 @@ static int request_next_call(struct mock_server *s)
 
 	if (atomic_load(&s->stopping))
 		return 0;
-	c = call_new(s);
+	c = call_new();
 	if (!c)
 		return -1;
 	rc = grpc_server_request_call(s->server, &c->call, &c->details, &c->request_md, s->cq,
@@ -547,23 +550,26 @@ static int listen_on(struct mock_server *s, char *err, size_t errlen)
 	const char *path = s->cfg->socket_path;
 	grpc_server_credentials *creds = NULL;
 	char *target = NULL;
+	size_t size;
 	struct stat st;
 	int rc = -1;
 
 	if (prepare_socket_path(path, err, errlen) < 0)
 		goto out;
-	target = malloc(strlen(path) + 6);
+	size = strlen(path) + sizeof("unix:");
+	target = malloc(size);
 	if (!target) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	sprintf(target, "unix:%s", path);
+	snprintf(target, size, "unix:%s", path);
 	creds = grpc_insecure_server_credentials_create();
 	if (grpc_server_add_http2_port(s->server, target, creds) == 0) {
 		snprintf(err, errlen, "gRPC could not bind it (--verbose shows why)");
 		goto out;
 	}
 	grpc_server_start(s->server);
+	s->started = true;
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
 		s->socket_owned = true;
 		s->socket_dev = st.st_dev;
@@ -617,6 +623,29 @@ fail:
 	return NULL;
 }
 
+/*
+ * The shutdown tag only means that no connection is registered with the
+ * server any more: gRPC 1.51 finishes destroying the connections' channel
+ * stacks in closures run later by whichever thread polls next. Polling a
+ * little longer lets that work finish here instead of racing our exit, where
+ * valgrind reports the half-destroyed objects as "possibly lost" (measured
+ * under load: 1 exit in 8 without this, none in 48 with it). gRPC offers no
+ * public way to wait for exactly that moment, hence a fixed grace.
+ */
+static void poll_for_teardown(struct mock_server *s)
+{
+	gpr_timespec end = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+	                                gpr_time_from_millis(TEARDOWN_GRACE_MS, GPR_TIMESPAN));
+
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(s->cq, end, NULL);
+
+		if (ev.type != GRPC_OP_COMPLETE)
+			break;
+		dispatch(s, ev.tag, ev.success);
+	}
+}
+
 /* Drains the queue after grpc_completion_queue_shutdown, freeing what it returns. */
 static void drain_queue(struct mock_server *s)
 {
@@ -631,7 +660,12 @@ static void drain_queue(struct mock_server *s)
 	}
 }
 
-/* Removes the socket file unless someone else has replaced it meanwhile. */
+/*
+ * Removes the socket file unless another process has bound a new one there.
+ * gRPC 1.51 itself already unlinks the path, by name, when its listener
+ * closes (measured with strace), which we cannot prevent; this keeps the
+ * contract ("socket removed at exit") independent of that.
+ */
 static void remove_socket_file(const struct mock_server *s)
 {
 	struct stat st;
@@ -653,6 +687,8 @@ void mock_server_free(struct mock_server *s)
 		/* grpc_server_destroy needs a completed shutdown (grpc.h). */
 		mock_server_stop(s);
 		serve_until_shutdown(s);
+		if (s->started)
+			poll_for_teardown(s);
 		grpc_server_destroy(s->server);
 	}
 	if (s->cq) {

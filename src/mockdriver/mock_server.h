@@ -41,9 +41,9 @@ int mock_server_run(struct mock_server *s, char *err, size_t errlen);
 void mock_server_stop(struct mock_server *s);
 
 /*
- * Finishes any shutdown still in progress, destroys the server, removes the
- * socket file if it is still the one this server created, and shuts gRPC
- * down. NULL is a no-op.
+ * Finishes any shutdown still in progress (stopping the server first if
+ * needed), gives gRPC ~100 ms to finish tearing connections down, destroys
+ * the server, removes the socket file, and shuts gRPC down. NULL is a no-op.
  */
 void mock_server_free(struct mock_server *s);
 
