@@ -402,8 +402,9 @@ static void on_close(struct mock_server *s, struct mock_call *c)
 {
 	c->closed = true;
 	if (c->pending) {
+		/* The pending list's reference; the close batch still holds one. */
 		pending_remove(s, c);
-		call_unref(c);
+		c->refs--;
 	}
 	call_unref(c);
 }
