@@ -46,7 +46,7 @@ struct check {
 	bool have_last;
 
 	struct event *sleep_timer;
-	struct event *soon; /* runs a step from the loop, never recursively */
+	struct event *soon;                /* runs a step from the loop, never recursively */
 	struct csi_probe_result immediate; /* result delivered through soon */
 	bool immediate_pending;
 };
@@ -74,7 +74,7 @@ static void log_verdict(struct check *c, const struct policy_step *s)
 	if (r && !r->connected && strcmp(s->body, r->error) == 0)
 		LOG_E("Failed to establish connection to CSI driver", "err", s->body);
 	else if (r && r->code == 0 && r->ready == 0 &&
-		 strcmp(s->body, "driver responded but is not ready") == 0)
+	         strcmp(s->body, "driver responded but is not ready") == 0)
 		LOG_E("Driver responded but is not ready");
 	else
 		LOG_E("Health check failed", "err", s->body);
@@ -83,7 +83,7 @@ static void log_verdict(struct check *c, const struct policy_step *s)
 static void answer(struct check *c, bool healthy, int status, const char *body)
 {
 	struct check_verdict v = {
-		.healthy = healthy, .status = status, .body = body, .body_len = strlen(body)};
+	        .healthy = healthy, .status = status, .body = body, .body_len = strlen(body)};
 	struct check_waiter *w = c->waiters;
 	c->waiters = NULL;
 	c->running = false;
@@ -190,7 +190,8 @@ static void handle_step(struct check *c)
 		break;
 	case POLICY_STEP_SLEEP: {
 		int64_t ns = (int64_t)(s->seconds * 1e9);
-		struct timeval tv = {.tv_sec = ns / 1000000000, .tv_usec = (ns % 1000000000) / 1000};
+		struct timeval tv = {.tv_sec = ns / 1000000000,
+		                     .tv_usec = (ns % 1000000000) / 1000};
 		evtimer_add(c->sleep_timer, &tv);
 		break;
 	}
@@ -206,8 +207,8 @@ static void handle_step(struct check *c)
 }
 
 struct check *check_new(struct event_base *base, struct csi *csi, struct policy *policy,
-			struct policy *builtin, struct metrics *metrics,
-			const struct check_options *options)
+                        struct policy *builtin, struct metrics *metrics,
+                        const struct check_options *options)
 {
 	struct check *c = calloc(1, sizeof(*c));
 	if (!c)

@@ -37,8 +37,8 @@ struct check_options {
  * object when no custom policy is used). Neither is owned.
  */
 struct check *check_new(struct event_base *base, struct csi *csi, struct policy *policy,
-			struct policy *builtin, struct metrics *metrics,
-			const struct check_options *options);
+                        struct policy *builtin, struct metrics *metrics,
+                        const struct check_options *options);
 
 /*
  * Parks a request: cb is called exactly once, later, with the verdict of the

@@ -14,23 +14,23 @@ enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 
 struct config {
 	/* Program flags, upstream names and defaults. */
-	char *csi_address;     /* "/run/csi/socket" */
+	char *csi_address;        /* "/run/csi/socket" */
 	int64_t probe_timeout_ns; /* 1s (seed README; upstream v2.17+: 3s) */
-	char *health_port;     /* "9808", kept as a string as upstream does */
-	bool health_port_set;  /* given on the command line at all */
-	char *http_endpoint;   /* "" = unused */
-	char *metrics_address; /* "" = no separate metrics listener */
-	char *metrics_path;    /* "/metrics" */
-	bool automaxprocs;     /* accepted, no effect */
+	char *health_port;        /* "9808", kept as a string as upstream does */
+	bool health_port_set;     /* given on the command line at all */
+	char *http_endpoint;      /* "" = unused */
+	char *metrics_address;    /* "" = no separate metrics listener */
+	char *metrics_path;       /* "/metrics" */
+	bool automaxprocs;        /* accepted, no effect */
 
 	/* Logging: both surfaces of UPSTREAM.md §1.3. */
-	int verbosity;             /* -v */
-	char *vmodule;             /* accepted; see README */
-	enum log_format log_format; /* --logging-format */
+	int verbosity;                  /* -v */
+	char *vmodule;                  /* accepted; see README */
+	enum log_format log_format;     /* --logging-format */
 	int64_t log_flush_frequency_ns; /* 5s; must be > 0 */
-	bool log_split_stream;     /* --log-{json,text}-split-stream: must stay false */
-	int64_t log_info_buffer_size; /* --log-{json,text}-info-buffer-size: must stay 0 */
-	bool skip_headers;         /* klog -skip_headers: drop the "I1126 ..." prefix */
+	bool log_split_stream;          /* --log-{json,text}-split-stream: must stay false */
+	int64_t log_info_buffer_size;   /* --log-{json,text}-info-buffer-size: must stay 0 */
+	bool skip_headers;              /* klog -skip_headers: drop the "I1126 ..." prefix */
 
 	/* Our own flags (DESIGN.md). */
 	bool version;             /* --version: print and exit 0 */
@@ -56,8 +56,8 @@ enum config_result {
  * For CONFIG_INVALID, errbuf gets the message main.c should log.
  * Positional arguments end parsing and are ignored, as upstream.
  */
-enum config_result config_parse(struct config *cfg, int argc, char **argv, FILE *err,
-				char *errbuf, unsigned errlen);
+enum config_result config_parse(struct config *cfg, int argc, char **argv, FILE *err, char *errbuf,
+                                unsigned errlen);
 
 /* Releases the strings in cfg; safe on a zeroed or parsed config. */
 void config_free(struct config *cfg);

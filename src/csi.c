@@ -98,7 +98,7 @@ int64_t csi_now_ns(void)
 }
 
 enum csi_address_kind csi_address_parse(const char *value, struct csi_address *out, char *errbuf,
-					size_t errlen)
+                                        size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	/* connlib: "/abs" gets "unix://" prepended; "unix://" + rest is a path. */
@@ -111,8 +111,8 @@ enum csi_address_kind csi_address_parse(const char *value, struct csi_address *o
 			/* Go's resolver reads the text before the next '/' as an authority. */
 			size_t n = strcspn(path, "/");
 			snprintf(errbuf, errlen,
-				 "failed to build resolver: invalid (non-empty) authority: %.*s", (int)n,
-				 path);
+			         "failed to build resolver: invalid (non-empty) authority: %.*s",
+			         (int)n, path);
 			out->kind = CSI_ADDRESS_INVALID;
 			return out->kind;
 		}
@@ -154,8 +154,8 @@ static void *completion_thread(void *arg)
 {
 	struct csi *csi = arg;
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(csi->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-							   NULL);
+		grpc_event ev = grpc_completion_queue_next(
+		        csi->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type != GRPC_OP_COMPLETE)
@@ -186,20 +186,25 @@ static int channel_open(struct csi *csi, char *errbuf, size_t errlen)
 	 * attempt a second, with no growth.
 	 */
 	grpc_arg args[] = {
-		{.type = GRPC_ARG_INTEGER,
-		 .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-		 .value.integer = 100},
-		{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 100},
-		{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 1000},
-		/* No retries inside gRPC: one Probe is one RPC, as upstream. */
-		{.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},
+	        {.type = GRPC_ARG_INTEGER,
+	         .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+	         .value.integer = 100},
+	        {.type = GRPC_ARG_INTEGER,
+	         .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+	         .value.integer = 100},
+	        {.type = GRPC_ARG_INTEGER,
+	         .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+	         .value.integer = 1000},
+	        /* No retries inside gRPC: one Probe is one RPC, as upstream. */
+	        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},
 	};
 	grpc_channel_args chargs = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
 	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
 	csi->channel = grpc_channel_create(csi->address.target, creds, &chargs);
 	grpc_channel_credentials_release(creds);
 	if (!csi->channel) {
-		snprintf(errbuf, errlen, "cannot create a gRPC channel to %s", csi->address.display);
+		snprintf(errbuf, errlen, "cannot create a gRPC channel to %s",
+		         csi->address.display);
 		return -1;
 	}
 	struct stat st;
@@ -243,7 +248,7 @@ static void call_free(struct csi_call *c)
  * DEADLINE_EXCEEDED at the deadline, as upstream answers it.
  */
 static int call_start(struct csi *csi, enum op_kind kind, const char *method,
-		      const ProtobufCMessage *req, int64_t deadline_ns)
+                      const ProtobufCMessage *req, int64_t deadline_ns)
 {
 	struct csi_call *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -254,8 +259,8 @@ static int call_start(struct csi *csi, enum op_kind kind, const char *method,
 	grpc_metadata_array_init(&c->initial_md);
 	grpc_metadata_array_init(&c->trailing_md);
 	c->start_ns = csi_now_ns();
-	c->ready_at_start = grpc_channel_check_connectivity_state(csi->channel, 1) ==
-			    GRPC_CHANNEL_READY;
+	c->ready_at_start =
+	        grpc_channel_check_connectivity_state(csi->channel, 1) == GRPC_CHANNEL_READY;
 
 	uint8_t packed[64];
 	size_t len = protobuf_c_message_pack(req, packed); /* empty requests: 0 bytes */
@@ -265,7 +270,7 @@ static int call_start(struct csi *csi, enum op_kind kind, const char *method,
 
 	grpc_slice method_slice = grpc_slice_from_static_string(method);
 	c->call = grpc_channel_create_call(csi->channel, NULL, GRPC_PROPAGATE_DEFAULTS, csi->cq,
-					   method_slice, NULL, grpc_deadline(deadline_ns), NULL);
+	                                   method_slice, NULL, grpc_deadline(deadline_ns), NULL);
 	if (!c->call)
 		goto err;
 
@@ -317,7 +322,7 @@ static void format_rpc_error(char *out, size_t len, int code, const char *messag
 {
 	char namebuf[24];
 	snprintf(out, len, "rpc error: code = %s desc = %s",
-		 grpc_status_go_name(code, namebuf, sizeof(namebuf)), message);
+	         grpc_status_go_name(code, namebuf, sizeof(namebuf)), message);
 }
 
 static void copy_details(const struct csi_call *c, char *out, size_t len)
@@ -334,7 +339,7 @@ static void copy_details(const struct csi_call *c, char *out, size_t len)
  * client reports an unparsable reply; an OK status needs a message.
  */
 static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bool success,
-				   struct csi_probe_result *r)
+                                   struct csi_probe_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->ready = -1;
@@ -346,7 +351,7 @@ static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bo
 	if (r->code == GRPC_STATUS_DEADLINE_EXCEEDED) {
 		/* Never connected in time: upstream's dial fails with the bare context error. */
 		bool ready_now = csi->channel && grpc_channel_check_connectivity_state(
-							 csi->channel, 0) == GRPC_CHANNEL_READY;
+		                                         csi->channel, 0) == GRPC_CHANNEL_READY;
 		r->connected = c->ready_at_start || ready_now;
 		snprintf(r->message, sizeof(r->message), "context deadline exceeded");
 		if (!r->connected) {
@@ -359,12 +364,12 @@ static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bo
 		size_t len = 0;
 		uint8_t *bytes = read_reply(c->recv_buf, &len);
 		Csi__V1__ProbeResponse *resp =
-			bytes ? csi__v1__probe_response__unpack(NULL, len, bytes) : NULL;
+		        bytes ? csi__v1__probe_response__unpack(NULL, len, bytes) : NULL;
 		if (!resp) {
 			r->code = GRPC_STATUS_INTERNAL;
 			snprintf(r->message, sizeof(r->message), "%s",
-				 bytes ? "grpc: failed to unmarshal the received message"
-				       : "grpc: server returned no response message");
+			         bytes ? "grpc: failed to unmarshal the received message"
+			               : "grpc: server returned no response message");
 		} else {
 			/* Present but empty (wire 0a 00) decodes as value false. */
 			r->ready = resp->ready ? (resp->ready->value ? 1 : 0) : -1;
@@ -386,15 +391,16 @@ static void info_from_call(const struct csi_call *c, bool success, struct csi_pl
 		size_t len = 0;
 		uint8_t *bytes = read_reply(c->recv_buf, &len);
 		Csi__V1__GetPluginInfoResponse *resp =
-			bytes ? csi__v1__get_plugin_info_response__unpack(NULL, len, bytes) : NULL;
+		        bytes ? csi__v1__get_plugin_info_response__unpack(NULL, len, bytes) : NULL;
 		if (!resp) {
 			info->code = GRPC_STATUS_INTERNAL;
 			snprintf(message, sizeof(message),
-				 "grpc: failed to unmarshal the received message");
+			         "grpc: failed to unmarshal the received message");
 		} else {
-			snprintf(info->name, sizeof(info->name), "%s", resp->name ? resp->name : "");
+			snprintf(info->name, sizeof(info->name), "%s",
+			         resp->name ? resp->name : "");
 			snprintf(info->vendor_version, sizeof(info->vendor_version), "%s",
-				 resp->vendor_version ? resp->vendor_version : "");
+			         resp->vendor_version ? resp->vendor_version : "");
 			csi__v1__get_plugin_info_response__free_unpacked(resp, NULL);
 		}
 		free(bytes);
@@ -414,7 +420,7 @@ static void finish_call(struct csi *csi, struct csi_call *c, bool success)
 		/* Only RPCs that reached the driver are observed (UPSTREAM.md §4.1). */
 		if (r.connected)
 			metrics_observe_rpc(csi->metrics, csi->driver_name, METHOD_PROBE, r.code,
-					    r.seconds);
+			                    r.seconds);
 		call_free(c);
 		csi->probe_cb(&r, csi->cb_arg);
 	} else {
@@ -422,7 +428,7 @@ static void finish_call(struct csi *csi, struct csi_call *c, bool success)
 		info_from_call(c, success, &info);
 		/* The start-up call is recorded before the name is known. */
 		metrics_observe_rpc(csi->metrics, "unknown-driver", METHOD_INFO, info.code,
-				    (double)(csi_now_ns() - c->start_ns) / 1e9);
+		                    (double)(csi_now_ns() - c->start_ns) / 1e9);
 		call_free(c);
 		if (csi->still_timer)
 			event_del(csi->still_timer);
@@ -466,7 +472,7 @@ static void on_still_waiting(evutil_socket_t fd, short what, void *arg)
 {
 	struct csi *csi = arg;
 	bool ready = csi->channel &&
-		     grpc_channel_check_connectivity_state(csi->channel, 0) == GRPC_CHANNEL_READY;
+	             grpc_channel_check_connectivity_state(csi->channel, 0) == GRPC_CHANNEL_READY;
 	if (ready)
 		LOG_I("Still waiting for the CSI driver name", "address", csi->address.display);
 	else
@@ -474,7 +480,7 @@ static void on_still_waiting(evutil_socket_t fd, short what, void *arg)
 }
 
 struct csi *csi_new(struct event_base *base, const struct csi_address *address,
-		    struct metrics *metrics, char *errbuf, size_t errlen)
+                    struct metrics *metrics, char *errbuf, size_t errlen)
 {
 	struct csi *csi = calloc(1, sizeof(*csi));
 	if (!csi) {
@@ -495,7 +501,8 @@ struct csi *csi_new(struct event_base *base, const struct csi_address *address,
 	csi->pipe_wr = fds[1];
 	/* The loop (and csi_free's drain) must never block on an empty pipe. */
 	fcntl(csi->pipe_rd, F_SETFL, O_NONBLOCK);
-	csi->pipe_event = event_new(base, csi->pipe_rd, EV_READ | EV_PERSIST, on_pipe_readable, csi);
+	csi->pipe_event =
+	        event_new(base, csi->pipe_rd, EV_READ | EV_PERSIST, on_pipe_readable, csi);
 	csi->missing_timer = evtimer_new(base, on_missing_deadline, csi);
 	csi->still_timer = event_new(base, -1, EV_PERSIST, on_still_waiting, csi);
 	if (!csi->pipe_event || !csi->missing_timer || !csi->still_timer ||
@@ -550,7 +557,8 @@ static bool socket_still_there(struct csi *csi)
 	struct stat st;
 	if (stat_socket(csi, &st) < 0)
 		return false;
-	if (csi->socket_ino != 0 && (st.st_ino != csi->socket_ino || st.st_dev != csi->socket_dev)) {
+	if (csi->socket_ino != 0 &&
+	    (st.st_ino != csi->socket_ino || st.st_dev != csi->socket_dev)) {
 		/* The driver restarted: its new socket gets a fresh channel at once. */
 		char err[256];
 		LOG_INFO_V(4, "CSI socket replaced, reconnecting", "address", csi->address.display);
@@ -576,7 +584,7 @@ int csi_probe(struct csi *csi, int64_t deadline_ns, csi_probe_cb cb, void *arg)
 		if (left < 0)
 			left = 0;
 		struct timeval tv = {.tv_sec = left / 1000000000,
-				     .tv_usec = (left % 1000000000) / 1000};
+		                     .tv_usec = (left % 1000000000) / 1000};
 		csi->missing_start_ns = csi_now_ns();
 		return evtimer_add(csi->missing_timer, &tv);
 	}
@@ -597,9 +605,9 @@ void csi_free(struct csi *csi)
 		if (csi->thread_started)
 			pthread_join(csi->thread, NULL);
 		else
-			while (grpc_completion_queue_next(csi->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-							  NULL)
-				       .type != GRPC_QUEUE_SHUTDOWN)
+			while (grpc_completion_queue_next(csi->cq,
+			                                  gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+			               .type != GRPC_QUEUE_SHUTDOWN)
 				;
 		/* The thread forwarded the cancelled call's completion: free it, no callback. */
 		struct completion c;

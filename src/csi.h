@@ -33,7 +33,7 @@ struct csi_address {
 
 /* Classifies an address; for CSI_ADDRESS_INVALID, errbuf says why. */
 enum csi_address_kind csi_address_parse(const char *value, struct csi_address *out, char *errbuf,
-					size_t errlen);
+                                        size_t errlen);
 
 /* The outcome of one Probe, as the policy's ctx.probe() returns it. */
 struct csi_probe_result {
@@ -63,7 +63,7 @@ typedef void (*csi_info_cb)(const struct csi_plugin_info *info, void *arg);
 
 /* Creates the channel and the completion thread. NULL with errbuf on failure. */
 struct csi *csi_new(struct event_base *base, const struct csi_address *address,
-		    struct metrics *metrics, char *errbuf, size_t errlen);
+                    struct metrics *metrics, char *errbuf, size_t errlen);
 
 /*
  * Start-up: waits for the driver forever ("Still connecting" every 10 s),

@@ -22,7 +22,7 @@
 
 /* Bounds for hostile clients; /healthz needs neither big headers nor a body. */
 #define MAX_HEADERS_SIZE 16384
-#define MAX_BODY_SIZE	 65536
+#define MAX_BODY_SIZE    65536
 
 struct http_server {
 	struct event_base *base;
@@ -93,7 +93,7 @@ out:
 static void set_text_type(struct evhttp_request *req)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-			  "text/plain; charset=utf-8");
+	                  "text/plain; charset=utf-8");
 }
 
 /*
@@ -101,7 +101,7 @@ static void set_text_type(struct evhttp_request *req)
  * (as Go sends it), and no body.
  */
 static void reply(struct evhttp_request *req, int status, const char *reason, const char *body,
-		  size_t len)
+                  size_t len)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	char clen[32];
@@ -121,7 +121,7 @@ static void reply_not_found(struct evhttp_request *req)
 	static const char body[] = "404 page not found\n";
 	set_text_type(req);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "X-Content-Type-Options",
-			  "nosniff");
+	                  "nosniff");
 	reply(req, 404, "Not Found", body, sizeof(body) - 1);
 }
 
@@ -155,7 +155,8 @@ static void reply_redirect(struct evhttp_request *req, const char *clean, const 
 {
 	char *location = NULL;
 	struct evbuffer *body = evbuffer_new();
-	if (!body || asprintf(&location, "%s%s%s", clean, query ? "?" : "", query ? query : "") < 0) {
+	if (!body ||
+	    asprintf(&location, "%s%s%s", clean, query ? "?" : "", query ? query : "") < 0) {
 		location = NULL;
 		evhttp_send_error(req, 500, "out of memory");
 		goto out;
@@ -310,7 +311,7 @@ struct http_server *http_new(struct event_base *base, const struct http_routes *
 	s->base = base;
 	s->routes = *routes;
 	snprintf(s->metrics_path, sizeof(s->metrics_path), "%s",
-		 routes->metrics_path ? routes->metrics_path : "");
+	         routes->metrics_path ? routes->metrics_path : "");
 	s->routes.metrics_path = s->metrics_path;
 	s->evhttp = evhttp_new(base);
 	if (!s->evhttp) {
@@ -319,9 +320,9 @@ struct http_server *http_new(struct event_base *base, const struct http_routes *
 	}
 	/* Go's ServeMux answers any method; libevent needs them listed. */
 	evhttp_set_allowed_methods(s->evhttp, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						      EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-						      EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                              EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+	                                              EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_max_headers_size(s->evhttp, MAX_HEADERS_SIZE);
 	evhttp_set_max_body_size(s->evhttp, MAX_BODY_SIZE);
 	evhttp_set_timeout(s->evhttp, (int)routes->idle_timeout_s);

@@ -28,17 +28,37 @@ bool log_enabled(int v)
 	return v <= log_verbosity;
 }
 
-/* A bounded line buffer; text past the end is cut, never overflowed. */
+/*
+ * A bounded line buffer; text past the end is cut, never overflowed. The
+ * last RESERVE bytes are kept for what closes a line (a quote, "}", "\n"),
+ * so a cut line is still well-formed.
+ */
+#define RESERVE 8
 struct line {
-	char buf[4096];
+	char buf[8192];
 	size_t len;
 };
 
+/* Bytes put() and putf() may still use (the reserve excluded). */
+static size_t room(const struct line *l)
+{
+	size_t limit = sizeof(l->buf) - RESERVE;
+	return l->len < limit ? limit - l->len : 0;
+}
+
+static void put_closing(struct line *l, const char *s)
+{
+	size_t n = strlen(s);
+	if (l->len + n <= sizeof(l->buf)) {
+		memcpy(l->buf + l->len, s, n);
+		l->len += n;
+	}
+}
+
 static void put(struct line *l, const char *s, size_t n)
 {
-	size_t room = sizeof(l->buf) - 1 - l->len;
-	if (n > room)
-		n = room;
+	if (n > room(l))
+		n = room(l);
 	memcpy(l->buf + l->len, s, n);
 	l->len += n;
 }
@@ -51,13 +71,15 @@ static void puts_(struct line *l, const char *s)
 static void putf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void putf(struct line *l, const char *fmt, ...)
 {
-	size_t room = sizeof(l->buf) - 1 - l->len;
+	size_t left = room(l);
+	if (left == 0)
+		return;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(l->buf + l->len, room + 1, fmt, ap);
+	int n = vsnprintf(l->buf + l->len, left + 1, fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		l->len += (size_t)n < room ? (size_t)n : room;
+		l->len += (size_t)n < left ? (size_t)n : left;
 }
 
 /*
@@ -93,7 +115,7 @@ static void put_quoted(struct line *l, const char *s)
 				put(l, (const char *)&c, 1);
 		}
 	}
-	puts_(l, "\"");
+	put_closing(l, "\"");
 }
 
 static void put_text_header(struct line *l, enum log_severity sev, const char *file, int line)
@@ -109,13 +131,13 @@ static void put_text_header(struct line *l, enum log_severity sev, const char *f
 }
 
 static void put_json_header(struct line *l, enum log_severity sev, int v, const char *file,
-			    int line, const char *msg)
+                            int line, const char *msg)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	/* component-base: ts in milliseconds since the epoch, as a float. */
-	putf(l, "{\"ts\":%lld.%06ld,\"caller\":\"%s:%d\",\"msg\":", (long long)ts.tv_sec * 1000 +
-	     ts.tv_nsec / 1000000, ts.tv_nsec % 1000000, file, line);
+	putf(l, "{\"ts\":%lld.%06ld,\"caller\":\"%s:%d\",\"msg\":",
+	     (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, ts.tv_nsec % 1000000, file, line);
 	put_quoted(l, msg);
 	if (sev == LOG_INFO)
 		putf(l, ",\"v\":%d", v);
@@ -123,7 +145,7 @@ static void put_json_header(struct line *l, enum log_severity sev, int v, const 
 
 static void emit(struct line *l)
 {
-	l->buf[l->len++] = '\n';
+	put_closing(l, "\n");
 	/* A short write to stderr cannot be recovered from; there is nowhere to report it. */
 	ssize_t n = write(STDERR_FILENO, l->buf, l->len);
 	(void)n;
@@ -134,6 +156,9 @@ static void write_pairs(struct line *l, va_list ap)
 	const char *key;
 	while ((key = va_arg(ap, const char *)) != NULL) {
 		const char *val = va_arg(ap, const char *);
+		/* A cut line keeps whole pairs only, so it stays well-formed. */
+		if (room(l) < 64 + strlen(key))
+			break;
 		if (log_fmt == LOG_FORMAT_JSON) {
 			puts_(l, ",");
 			put_quoted(l, key);
@@ -158,10 +183,7 @@ void log_write(enum log_severity sev, int v, const char *file, int line, const c
 	if (log_fmt == LOG_FORMAT_JSON) {
 		put_json_header(&l, sev, v, file, line, msg);
 		write_pairs(&l, ap);
-		/* Leave room to close the object even when the line was cut. */
-		if (l.len > sizeof(l.buf) - 3)
-			l.len = sizeof(l.buf) - 3;
-		puts_(&l, "}");
+		put_closing(&l, "}");
 	} else {
 		if (!log_skip_headers)
 			put_text_header(&l, sev, file, line);

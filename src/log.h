@@ -26,16 +26,17 @@ bool log_enabled(int v);
  * placed as component-base places it.
  */
 void log_write(enum log_severity sev, int v, const char *file, int line, const char *msg, ...)
-	__attribute__((sentinel));
+        __attribute__((sentinel));
 
 /* Like log_write with printf-formatted message text and no pairs. */
 void log_writef(enum log_severity sev, int v, const char *file, int line, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+        __attribute__((format(printf, 5, 6)));
 
 #define LOG_INFO_V(v, ...)                                                                         \
 	do {                                                                                       \
 		if (log_enabled(v))                                                                \
-			log_write(LOG_INFO, (v), __FILE_NAME__, __LINE__, __VA_ARGS__, (char *)NULL); \
+			log_write(LOG_INFO, (v), __FILE_NAME__, __LINE__, __VA_ARGS__,             \
+			          (char *)NULL);                                                   \
 	} while (0)
 #define LOG_I(...) LOG_INFO_V(0, __VA_ARGS__)
 #define LOG_W(...) log_write(LOG_WARNING, 0, __FILE_NAME__, __LINE__, __VA_ARGS__, (char *)NULL)

@@ -76,7 +76,7 @@ out:
 }
 
 static struct policy *load_policy_file(const char *path, const struct policy_limits *limits,
-				       char *errbuf, size_t errlen)
+                                       char *errbuf, size_t errlen)
 {
 	size_t len = 0;
 	char *text = read_file(path, &len, errbuf, errlen);
@@ -93,19 +93,21 @@ static int start_listeners(struct daemon *d)
 {
 	const struct config *cfg = &d->cfg;
 	char err[512];
-	/* Idle keep-alive connections are closed after this; a parked request never waits that long. */
+	/* Idle keep-alive connections are closed after this; a parked request never waits that
+	 * long. */
 	int64_t idle = 2 * (cfg->check_timeout_ns + cfg->probe_timeout_ns) / 1000000000 + 60;
 	struct http_routes routes = {.healthz = d->check, .idle_timeout_s = idle};
 
 	if (cfg->metrics_address[0]) {
 		struct http_routes mroutes = {.metrics = d->metrics,
-					      .metrics_path = cfg->metrics_path,
-					      .idle_timeout_s = idle};
+		                              .metrics_path = cfg->metrics_path,
+		                              .idle_timeout_s = idle};
 		LOG_I("Separate metrics ServeMux listening", "address", cfg->metrics_address);
 		int fd = listen_tcp(cfg->metrics_address, err, sizeof(err));
 		d->metrics_server = fd >= 0 ? http_new(d->base, &mroutes) : NULL;
 		if (fd < 0 || !d->metrics_server || http_serve(d->metrics_server, fd) < 0) {
-			LOG_E("Failed to start prometheus metrics endpoint on specified address and "
+			LOG_E("Failed to start prometheus metrics endpoint on specified address "
+			      "and "
 			      "path",
 			      "err", fd < 0 ? err : "cannot serve", "addr", cfg->metrics_address,
 			      "path", cfg->metrics_path);
@@ -142,15 +144,15 @@ static void on_plugin_info(const struct csi_plugin_info *info, void *arg)
 	}
 	LOG_I("CSI driver name", "driver", info->name);
 	LOG_INFO_V(5, "CSI driver info", "driver", info->name, "vendor_version",
-		   info->vendor_version);
+	           info->vendor_version);
 	csi_set_driver_name(d->csi, info->name);
 	policy_set_driver(d->builtin, info->name, info->vendor_version);
 	if (d->custom)
 		policy_set_driver(d->custom, info->name, info->vendor_version);
 	struct check_options opts = {.probe_timeout_ns = d->cfg.probe_timeout_ns,
-				     .check_timeout_ns = d->cfg.check_timeout_ns};
+	                             .check_timeout_ns = d->cfg.check_timeout_ns};
 	d->check = check_new(d->base, d->csi, d->custom ? d->custom : d->builtin, d->builtin,
-			     d->metrics, &opts);
+	                     d->metrics, &opts);
 	if (!d->check) {
 		LOG_E("Cannot set up health checks", "err", "out of memory");
 		stop(d, 1);
@@ -249,7 +251,7 @@ int main(int argc, char **argv)
 	signal(SIGUSR2, SIG_IGN);
 
 	struct policy_limits limits = {.memory = (size_t)d.cfg.policy_memory_limit,
-				       .instructions = d.cfg.policy_instruction_limit};
+	                               .instructions = d.cfg.policy_instruction_limit};
 	if (d.cfg.check_policy_file) {
 		int rc = check_policy_only(&d.cfg, &limits);
 		config_free(&d.cfg);

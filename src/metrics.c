@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -89,11 +91,12 @@ void metrics_free(struct metrics *m)
 }
 
 static struct rpc_series *find_rpc(struct metrics *m, const char *driver, const char *method,
-				   const char *code)
+                                   const char *code)
 {
 	for (size_t i = 0; i < m->nrpc; i++) {
 		struct rpc_series *s = &m->rpc[i];
-		if (!strcmp(s->driver, driver) && !strcmp(s->method, method) && !strcmp(s->code, code))
+		if (!strcmp(s->driver, driver) && !strcmp(s->method, method) &&
+		    !strcmp(s->code, code))
 			return s;
 	}
 	if (m->nrpc == m->caprpc) {
@@ -113,7 +116,7 @@ static struct rpc_series *find_rpc(struct metrics *m, const char *driver, const 
 }
 
 void metrics_observe_rpc(struct metrics *m, const char *driver, const char *method, int code,
-			 double seconds)
+                         double seconds)
 {
 	if (!m)
 		return;
@@ -157,9 +160,56 @@ void metrics_count_fallback(struct metrics *m, const char *reason)
 	}
 	if (m->nfallbacks < sizeof(m->fallbacks) / sizeof(m->fallbacks[0])) {
 		snprintf(m->fallbacks[m->nfallbacks].label, sizeof(m->fallbacks[0].label), "%s",
-			 reason);
+		         reason);
 		m->fallbacks[m->nfallbacks++].value = 1;
 	}
+}
+
+/*
+ * Digits (no dot) and decimal exponent of |v| with prec+1 significant
+ * digits; true when they (or a neighbour in the last digit) read back as v.
+ */
+static bool shortest_digits(double v, int prec, char *digits, int *nd, int *exp)
+{
+	char e[48];
+	snprintf(e, sizeof(e), "%.*e", prec, v);
+	int n = 0;
+	const char *p = e;
+	for (; *p && *p != 'e'; p++)
+		if (*p != '.')
+			digits[n++] = *p;
+	digits[n] = '\0';
+	*nd = n;
+	*exp = atoi(p + 1);
+	char try[64];
+	snprintf(try, sizeof(try), "0.%se%d", digits, *exp + 1);
+	if (strtod(try, NULL) == v)
+		return true;
+	if (prec == 16)
+		return true; /* 17 digits always read back */
+	for (int delta = -1; delta <= 1; delta += 2) {
+		char cand[32];
+		memcpy(cand, digits, (size_t)n + 1);
+		int i = n - 1;
+		/* Add delta to the last digit, carrying; give up on a length change. */
+		while (i >= 0) {
+			int d = cand[i] - '0' + delta;
+			if (d >= 0 && d <= 9) {
+				cand[i] = (char)('0' + d);
+				break;
+			}
+			cand[i] = delta > 0 ? '0' : '9';
+			i--;
+		}
+		if (i < 0 || cand[0] == '0')
+			continue;
+		snprintf(try, sizeof(try), "0.%se%d", cand, *exp + 1);
+		if (strtod(try, NULL) == v) {
+			memcpy(digits, cand, (size_t)n + 1);
+			return true;
+		}
+	}
+	return false;
 }
 
 /*
@@ -183,24 +233,19 @@ void metrics_format_float(double v, char *out, size_t len)
 		snprintf(out, len, signbit(v) ? "-0" : "0");
 		return;
 	}
-	char e[48];
-	for (int prec = 0; prec <= 17; prec++) {
-		snprintf(e, sizeof(e), "%.*e", prec, v);
-		if (strtod(e, NULL) == v)
+	/*
+	 * The fewest significant digits that read back as v. At each length
+	 * the correctly rounded digits may miss while a neighbour (last digit
+	 * one up or down) hits: at powers of two the rounding interval is
+	 * lopsided, and Go's shortest algorithm finds such a neighbour.
+	 */
+	char digits[32] = {0};
+	int nd = 0, exp = 0;
+	bool neg = v < 0;
+	for (int prec = 0; prec <= 16; prec++) {
+		if (shortest_digits(fabs(v), prec, digits, &nd, &exp))
 			break;
 	}
-	/* e is "[-]d[.ddd]e±XX": collect the digits and the exponent. */
-	char digits[32] = {0};
-	int nd = 0;
-	const char *p = e;
-	bool neg = *p == '-';
-	if (neg)
-		p++;
-	for (; *p && *p != 'e'; p++)
-		if (*p != '.')
-			digits[nd++] = *p;
-	int exp = atoi(p + 1);
-
 	char buf[64];
 	size_t o = 0;
 	if (neg)
@@ -212,7 +257,7 @@ void metrics_format_float(double v, char *out, size_t len)
 		for (int i = 1; i < nd; i++)
 			buf[o++] = digits[i];
 		snprintf(buf + o, sizeof(buf) - o, "e%c%02d", exp < 0 ? '-' : '+',
-			 exp < 0 ? -exp : exp);
+		         exp < 0 ? -exp : exp);
 	} else if (exp < 0) {
 		buf[o++] = '0';
 		buf[o++] = '.';
@@ -250,40 +295,161 @@ static void put_value(struct evbuffer *out, double v)
 	evbuffer_add_printf(out, " %s\n", num);
 }
 
-int metrics_render(struct metrics *m, struct evbuffer *out)
+/* A label value as the text format wants it: \\, \" and \n escaped. */
+static void put_label_value(struct evbuffer *out, const char *v)
 {
-	qsort(m->rpc, m->nrpc, sizeof(m->rpc[0]), cmp_series);
-	if (m->nrpc) {
-		evbuffer_add_printf(out, "# HELP csi_sidecar_operations_seconds [ALPHA] Container "
-					 "Storage Interface operation duration with gRPC error "
-					 "code status total\n"
-					 "# TYPE csi_sidecar_operations_seconds histogram\n");
+	for (; *v; v++) {
+		if (*v == '\\')
+			evbuffer_add(out, "\\\\", 2);
+		else if (*v == '"')
+			evbuffer_add(out, "\\\"", 2);
+		else if (*v == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, v, 1);
 	}
+}
+
+static void put_rpc_labels(struct evbuffer *out, const struct rpc_series *s)
+{
+	evbuffer_add_printf(out, "driver_name=\"");
+	put_label_value(out, s->driver);
+	evbuffer_add_printf(out, "\",grpc_status_code=\"%s\",method_name=\"%s\"", s->code,
+	                    s->method);
+}
+
+static void put_family(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void render_operations(struct metrics *m, struct evbuffer *out)
+{
+	if (m->nrpc == 0)
+		return; /* series exist only after a first observation, as upstream */
+	if (m->nrpc > 1)
+		qsort(m->rpc, m->nrpc, sizeof(m->rpc[0]), cmp_series);
+	put_family(out, "csi_sidecar_operations_seconds", "histogram",
+	           "[ALPHA] Container Storage Interface operation duration with gRPC error code "
+	           "status total");
 	for (size_t i = 0; i < m->nrpc; i++) {
 		const struct rpc_series *s = &m->rpc[i];
-		char labels[512];
-		snprintf(labels, sizeof(labels),
-			 "driver_name=\"%s\",grpc_status_code=\"%s\",method_name=\"%s\"", s->driver,
-			 s->code, s->method);
-		for (size_t b = 0; b < NBUCKETS; b++) {
+		for (size_t b = 0; b <= NBUCKETS; b++) {
 			char le[32];
-			metrics_format_float(buckets[b], le, sizeof(le));
-			evbuffer_add_printf(out, "csi_sidecar_operations_seconds_bucket{%s,le=\"%s\"}",
-					    labels, le);
-			put_value(out, (double)s->bucket[b]);
+			if (b < NBUCKETS)
+				metrics_format_float(buckets[b], le, sizeof(le));
+			else
+				snprintf(le, sizeof(le), "+Inf");
+			evbuffer_add_printf(out, "csi_sidecar_operations_seconds_bucket{");
+			put_rpc_labels(out, s);
+			evbuffer_add_printf(out, ",le=\"%s\"}", le);
+			put_value(out, (double)(b < NBUCKETS ? s->bucket[b] : s->count));
 		}
-		evbuffer_add_printf(out, "csi_sidecar_operations_seconds_bucket{%s,le=\"+Inf\"}",
-				    labels);
-		put_value(out, (double)s->count);
-		evbuffer_add_printf(out, "csi_sidecar_operations_seconds_sum{%s}", labels);
+		evbuffer_add_printf(out, "csi_sidecar_operations_seconds_sum{");
+		put_rpc_labels(out, s);
+		evbuffer_add_printf(out, "}");
 		put_value(out, s->sum);
-		evbuffer_add_printf(out, "csi_sidecar_operations_seconds_count{%s}", labels);
+		evbuffer_add_printf(out, "csi_sidecar_operations_seconds_count{");
+		put_rpc_labels(out, s);
+		evbuffer_add_printf(out, "}");
 		put_value(out, (double)s->count);
 	}
-	evbuffer_add_printf(out, "# HELP process_start_time_seconds [ALPHA] Start time of the "
-				 "process since unix epoch in seconds.\n"
-				 "# TYPE process_start_time_seconds gauge\n"
-				 "process_start_time_seconds");
+}
+
+/* Our own families (DESIGN.md "Metrics"); names sort after csi_sidecar_*. */
+static void render_own(struct metrics *m, struct evbuffer *out)
+{
+	put_family(out, "livenessprobe_checks_total", "counter",
+	           "Health checks answered, by verdict.");
+	evbuffer_add_printf(out, "livenessprobe_checks_total{result=\"healthy\"}");
+	put_value(out, (double)m->checks_healthy);
+	evbuffer_add_printf(out, "livenessprobe_checks_total{result=\"unhealthy\"}");
+	put_value(out, (double)m->checks_unhealthy);
+
+	put_family(out, "livenessprobe_policy_fallbacks_total", "counter",
+	           "Checks answered by the built-in policy because the policy failed, by reason.");
+	/* Sorted by label value, as the Go client sorts series. */
+	for (size_t i = 1; i < m->nfallbacks; i++)
+		for (size_t j = i;
+		     j > 0 && strcmp(m->fallbacks[j - 1].label, m->fallbacks[j].label) > 0; j--) {
+			struct labelled_counter t = m->fallbacks[j];
+			m->fallbacks[j] = m->fallbacks[j - 1];
+			m->fallbacks[j - 1] = t;
+		}
+	for (size_t i = 0; i < m->nfallbacks; i++) {
+		evbuffer_add_printf(out, "livenessprobe_policy_fallbacks_total{reason=\"%s\"}",
+		                    m->fallbacks[i].label);
+		put_value(out, (double)m->fallbacks[i].value);
+	}
+
+	put_family(out, "livenessprobe_requests_coalesced_total", "counter",
+	           "/healthz requests answered by joining a check already in flight.");
+	evbuffer_add_printf(out, "livenessprobe_requests_coalesced_total");
+	put_value(out, (double)m->coalesced);
+}
+
+static int count_open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", ".." and the directory's own fd */
+}
+
+/* The standard process_* families, read from /proc as the Go client does. */
+static void render_process(struct metrics *m, struct evbuffer *out)
+{
+	unsigned long utime = 0, stime = 0, vsize = 0;
+	long rss_pages = 0;
+	char buf[1024];
+	FILE *f = fopen("/proc/self/stat", "r");
+	if (f) {
+		if (fgets(buf, sizeof(buf), f)) {
+			const char *p = strrchr(buf, ')');
+			/* Fields 14, 15 (utime, stime), 23 (vsize), 24 (rss) after the name. */
+			if (p)
+				sscanf(p + 2,
+				       "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d "
+				       "%*d "
+				       "%*d %*d %*d %*d %*u %lu %ld",
+				       &utime, &stime, &vsize, &rss_pages);
+		}
+		fclose(f);
+	}
+	struct rlimit rl;
+	double max_fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (double)rl.rlim_cur : 0;
+	double hz = (double)sysconf(_SC_CLK_TCK);
+
+	put_family(out, "process_cpu_seconds_total", "counter",
+	           "Total user and system CPU time spent in seconds.");
+	evbuffer_add_printf(out, "process_cpu_seconds_total");
+	put_value(out, (double)(utime + stime) / hz);
+	put_family(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+	evbuffer_add_printf(out, "process_max_fds");
+	put_value(out, max_fds);
+	put_family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+	evbuffer_add_printf(out, "process_open_fds");
+	put_value(out, (double)count_open_fds());
+	put_family(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+	evbuffer_add_printf(out, "process_resident_memory_bytes");
+	put_value(out, (double)rss_pages * (double)sysconf(_SC_PAGESIZE));
+	put_family(out, "process_start_time_seconds", "gauge",
+	           "[ALPHA] Start time of the process since unix epoch in seconds.");
+	evbuffer_add_printf(out, "process_start_time_seconds");
 	put_value(out, m->start_time);
+	put_family(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+	evbuffer_add_printf(out, "process_virtual_memory_bytes");
+	put_value(out, (double)vsize);
+}
+
+int metrics_render(struct metrics *m, struct evbuffer *out)
+{
+	render_operations(m, out);
+	render_own(m, out);
+	render_process(m, out);
 	return 0;
 }

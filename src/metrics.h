@@ -19,7 +19,7 @@ void metrics_free(struct metrics *m);
  * driver. code is the gRPC status number (printed under Go's name).
  */
 void metrics_observe_rpc(struct metrics *m, const char *driver, const char *method, int code,
-			 double seconds);
+                         double seconds);
 
 /* livenessprobe_checks_total{result}: result is "healthy", "unhealthy". */
 void metrics_count_check(struct metrics *m, bool healthy);

@@ -2,7 +2,7 @@
  * Runs a policy's check(ctx) as a coroutine, one step at a time (policy.h).
  *
  * Registry layout of a policy's Lua state (all refs in struct policy):
- *   policy   the table the chunk returned
+ *   check    the check function of the table the chunk returned
  *   funcs    ctx's C functions (probe, sleep, now, deadline, log)
  *   state    ctx.state, kept between checks
  *   history  ctx.history, the last HISTORY_MAX results of earlier checks
@@ -38,7 +38,7 @@ struct policy {
 	struct sandbox *sb;
 	struct policy_limits limits;
 	char source_name[256]; /* chunk name without '@', for log lines */
-	int policy_ref, funcs_ref, state_ref, history_ref, pending_ref, driver_ref, thread_ref;
+	int check_ref, funcs_ref, state_ref, history_ref, pending_ref, driver_ref, thread_ref;
 	lua_State *co;
 	int64_t deadline_ns;
 	int64_t begin_ns;
@@ -146,8 +146,8 @@ static int setup_registry(lua_State *L)
 {
 	struct policy *p = lua_touserdata(L, 1);
 	static const luaL_Reg funcs[] = {{"probe", ctx_probe}, {"sleep", ctx_sleep},
-					 {"now", ctx_now},     {"deadline", ctx_deadline},
-					 {"log", ctx_log},     {NULL, NULL}};
+	                                 {"now", ctx_now},     {"deadline", ctx_deadline},
+	                                 {"log", ctx_log},     {NULL, NULL}};
 	lua_newtable(L);
 	lua_pushlightuserdata(L, p);
 	luaL_setfuncs(L, funcs, 1);
@@ -165,7 +165,7 @@ static int setup_registry(lua_State *L)
 }
 
 struct policy *policy_new(const char *source, size_t len, const char *chunkname,
-			  const struct policy_limits *limits, char *errbuf, size_t errlen)
+                          const struct policy_limits *limits, char *errbuf, size_t errlen)
 {
 	struct policy *p = calloc(1, sizeof(*p));
 	if (!p) {
@@ -173,10 +173,10 @@ struct policy *policy_new(const char *source, size_t len, const char *chunkname,
 		return NULL;
 	}
 	p->limits = *limits;
-	p->policy_ref = p->funcs_ref = p->state_ref = p->history_ref = LUA_NOREF;
+	p->check_ref = p->funcs_ref = p->state_ref = p->history_ref = LUA_NOREF;
 	p->pending_ref = p->driver_ref = p->thread_ref = LUA_NOREF;
 	snprintf(p->source_name, sizeof(p->source_name), "%s",
-		 chunkname[0] == '@' || chunkname[0] == '=' ? chunkname + 1 : chunkname);
+	         chunkname[0] == '@' || chunkname[0] == '=' ? chunkname + 1 : chunkname);
 	p->sb = sandbox_new(limits->memory, errbuf, errlen);
 	if (!p->sb)
 		goto err;
@@ -184,18 +184,23 @@ struct policy *policy_new(const char *source, size_t len, const char *chunkname,
 	if (sandbox_load(p->sb, source, len, chunkname, limits->instructions, errbuf, errlen) < 0)
 		goto err;
 	if (!lua_istable(L, -1)) {
-		snprintf(errbuf, errlen, "%s: the policy must return a table with a check function, got %s",
-			 p->source_name, luaL_typename(L, -1));
+		snprintf(errbuf, errlen,
+		         "%s: the policy must return a table with a check function, got %s",
+		         p->source_name, luaL_typename(L, -1));
 		goto err;
 	}
-	/* Read check through the table's metamethods only once, here, under no hook. */
-	if (lua_getfield(L, -1, "check") != LUA_TFUNCTION) {
+	/*
+	 * check is read raw, once: a metamethod here would run unprotected and
+	 * unhooked. Keeping the function itself means no later lookup either.
+	 */
+	lua_pushliteral(L, "check");
+	if (lua_rawget(L, -2) != LUA_TFUNCTION) {
 		snprintf(errbuf, errlen, "%s: the policy table has no check function (check is %s)",
-			 p->source_name, luaL_typename(L, -1));
+		         p->source_name, luaL_typename(L, -1));
 		goto err;
 	}
+	p->check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pop(L, 1);
-	p->policy_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pushcfunction(L, setup_registry);
 	lua_pushlightuserdata(L, p);
 	if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
@@ -210,8 +215,8 @@ err:
 
 struct policy *policy_new_builtin(const struct policy_limits *limits, char *errbuf, size_t errlen)
 {
-	return policy_new(lp_default_policy_source, lp_default_policy_source_len, POLICY_BUILTIN_CHUNKNAME,
-			  limits, errbuf, errlen);
+	return policy_new(lp_default_policy_source, lp_default_policy_source_len,
+	                  POLICY_BUILTIN_CHUNKNAME, limits, errbuf, errlen);
 }
 
 void policy_free(struct policy *p)
@@ -279,7 +284,7 @@ static void append_traceback(lua_State *co, char *out, size_t len)
 		if (ar.currentline <= 0)
 			continue; /* C functions add nothing a policy author can use */
 		int n = snprintf(out + used, len - used, "\n\t%s:%d: in %s", ar.short_src,
-				 ar.currentline, ar.what[0] == 'm' ? "main chunk" : "function");
+		                 ar.currentline, ar.what[0] == 'm' ? "main chunk" : "function");
 		if (n < 0)
 			break;
 		used += (size_t)n < len - used ? (size_t)n : len - used - 1;
@@ -340,7 +345,7 @@ static void read_verdict(struct policy *p, int nres, struct policy_step *step)
 	int base = lua_gettop(co) - nres + 1;
 	if (nres < 1 || lua_type(co, base) != LUA_TBOOLEAN) {
 		snprintf(msg, sizeof(msg), "%s: check must return a boolean first, got %s",
-			 p->source_name, nres < 1 ? "nothing" : luaL_typename(co, base));
+		         p->source_name, nres < 1 ? "nothing" : luaL_typename(co, base));
 		step_fail(step, "return", msg);
 		return;
 	}
@@ -351,7 +356,7 @@ static void read_verdict(struct policy *p, int nres, struct policy_step *step)
 	if (nres >= 2 && !lua_isnil(co, base + 1)) {
 		if (lua_type(co, base + 1) != LUA_TSTRING) {
 			snprintf(msg, sizeof(msg), "%s: check's body must be a string, got %s",
-				 p->source_name, luaL_typename(co, base + 1));
+			         p->source_name, luaL_typename(co, base + 1));
 			step_fail(step, "return", msg);
 			return;
 		}
@@ -359,13 +364,15 @@ static void read_verdict(struct policy *p, int nres, struct policy_step *step)
 	}
 	if (nres >= 3 && !lua_isnil(co, base + 2)) {
 		int isint = 0;
-		lua_Integer s = lua_tointegerx(co, base + 2, &isint);
+		lua_Integer s = lua_type(co, base + 2) == LUA_TNUMBER
+		                        ? lua_tointegerx(co, base + 2, &isint)
+		                        : 0;
 		bool in_range = healthy ? (s >= 200 && s <= 399) : (s >= 400 && s <= 599);
 		if (!isint || !in_range) {
 			snprintf(msg, sizeof(msg),
-				 "%s: check's status must be an integer in %s for a %s verdict",
-				 p->source_name, healthy ? "200-399" : "400-599",
-				 healthy ? "healthy" : "unhealthy");
+			         "%s: check's status must be an integer in %s for a %s verdict",
+			         p->source_name, healthy ? "200-399" : "400-599",
+			         healthy ? "healthy" : "unhealthy");
 			step_fail(step, "return", msg);
 			return;
 		}
@@ -425,18 +432,24 @@ static void run(struct policy *p, int nargs, struct policy_step *step)
 	} else if (status == LUA_YIELD) {
 		if (limit)
 			snprintf(msg, sizeof(msg), "%s: %s", p->source_name,
-				 strcmp(limit, "timeout") == 0 ? "policy ran out of time"
-							       : "policy exceeded a limit");
+			         strcmp(limit, "timeout") == 0 ? "policy ran out of time"
+			         : strcmp(limit, "memory") == 0
+			                 ? "the policy went over its memory cap"
+			                 : "policy exceeded its instruction limit");
 		else if (p->request == REQUEST_LATE)
 			snprintf(msg, sizeof(msg), "%s: %s", p->source_name, p->late_what);
 		else
 			snprintf(msg, sizeof(msg), "%s: policy yielded from the wrong place",
-				 p->source_name);
+			         p->source_name);
 		append_traceback(p->co, msg, sizeof(msg));
 		step_fail(step, limit ? limit : (p->request == REQUEST_LATE ? "timeout" : "error"),
-			  msg);
+		          msg);
 	} else if (status == LUA_OK) {
-		snprintf(msg, sizeof(msg), "%s: the policy went over its memory cap", p->source_name);
+		/* The policy caught its limit error and returned: the check still fails. */
+		snprintf(msg, sizeof(msg), "%s: %s", p->source_name,
+		         strcmp(limit, "memory") == 0    ? "the policy went over its memory cap"
+		         : strcmp(limit, "timeout") == 0 ? "policy ran out of time"
+		                                         : "policy exceeded its instruction limit");
 		step_fail(step, limit, msg);
 	} else {
 		sandbox_error_text(p->co, -1, msg, sizeof(msg));
@@ -451,9 +464,7 @@ static int setup_check(lua_State *L)
 {
 	struct policy *p = lua_touserdata(L, 1);
 	lua_State *co = lua_newthread(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, p->policy_ref);
-	lua_getfield(L, -1, "check");
-	lua_remove(L, -2);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->check_ref);
 	lua_createtable(L, 0, 8);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->funcs_ref);
 	static const char *const names[] = {"probe", "sleep", "now", "deadline", "log", NULL};
@@ -526,7 +537,7 @@ static int push_result(lua_State *L)
 }
 
 void policy_resume_probe(struct policy *p, const struct csi_probe_result *r,
-			 struct policy_step *step)
+                         struct policy_step *step)
 {
 	lua_State *L = sandbox_state(p->sb);
 	if (!p->co) {

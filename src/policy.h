@@ -17,8 +17,8 @@ struct csi_probe_result;
 struct policy;
 
 struct policy_limits {
-	size_t memory;           /* bytes the Lua state may hold */
-	int64_t instructions;    /* VM instructions per check (and per load) */
+	size_t memory;        /* bytes the Lua state may hold */
+	int64_t instructions; /* VM instructions per check (and per load) */
 };
 
 /* The built-in policy, lua/default.lua, embedded at build time. */
@@ -33,9 +33,8 @@ extern const size_t lp_default_policy_source_len;
  * function.
  */
 struct policy *policy_new(const char *source, size_t len, const char *chunkname,
-			  const struct policy_limits *limits, char *errbuf, size_t errlen);
-struct policy *policy_new_builtin(const struct policy_limits *limits, char *errbuf,
-				  size_t errlen);
+                          const struct policy_limits *limits, char *errbuf, size_t errlen);
+struct policy *policy_new_builtin(const struct policy_limits *limits, char *errbuf, size_t errlen);
 void policy_free(struct policy *p);
 
 /* ctx.driver for later checks. */
@@ -70,7 +69,7 @@ void policy_step_clear(struct policy_step *step);
 void policy_begin(struct policy *p, int64_t deadline_ns, struct policy_step *step);
 /* Resumes after a POLICY_STEP_PROBE with its outcome. */
 void policy_resume_probe(struct policy *p, const struct csi_probe_result *r,
-			 struct policy_step *step);
+                         struct policy_step *step);
 /* Resumes after a POLICY_STEP_SLEEP. */
 void policy_resume_sleep(struct policy *p, struct policy_step *step);
 /* Drops the running check (deadline passed, shutdown); safe when none runs. */

@@ -9,7 +9,10 @@
  *             limited to text chunks in the sandbox _ENV (bytecode can crash
  *             the VM; another _ENV would reach the real globals); setmetatable
  *             refusing __gc (finalizers run where no hook can stop them);
- *             xpcall wrapped so a looping message handler runs under the hook.
+ *             xpcall wrapped so a looping message handler runs under the hook;
+ *             pcall (and xpcall) re-raise once a limit has tripped, so a
+ *             script cannot swallow its own kill where the hook cannot
+ *             yield (inside table.sort comparators, gsub callbacks).
  *   string    yes, without dump (no bytecode in or out).
  *   table, math, utf8   yes.
  *   io, os, package, debug, coroutine   no: files, processes, modules,
@@ -95,8 +98,9 @@ static void sandbox_hook(lua_State *L, lua_Debug *ar)
 			sb->stop = SANDBOX_STOP_TIME;
 		else
 			return;
-		luaL_error(L, sb->stop == SANDBOX_STOP_TIME ? "policy ran out of time"
-							    : "policy exceeded its instruction limit");
+		luaL_error(L, sb->stop == SANDBOX_STOP_TIME
+		                      ? "policy ran out of time"
+		                      : "policy exceeded its instruction limit");
 	}
 	lua_yield(L, 0);
 }
@@ -157,15 +161,16 @@ const char *sandbox_error_text(lua_State *L, int idx, char *buf, size_t len)
 static int refuse_write(lua_State *L)
 {
 	if (lua_type(L, 2) == LUA_TSTRING)
-		return luaL_error(L, "attempt to write '%s' in a read-only table", lua_tostring(L, 2));
+		return luaL_error(L, "attempt to write '%s' in a read-only table",
+		                  lua_tostring(L, 2));
 	return luaL_error(L, "attempt to write to a read-only table");
 }
 
 /* Replaces the table at the top of the stack by a read-only proxy of it. */
 static void make_proxy(lua_State *L)
 {
-	lua_newtable(L);                /* real proxy */
-	lua_createtable(L, 0, 3);       /* real proxy mt */
+	lua_newtable(L);          /* real proxy */
+	lua_createtable(L, 0, 3); /* real proxy mt */
 	lua_pushvalue(L, -3);
 	lua_setfield(L, -2, "__index");
 	lua_pushcfunction(L, refuse_write);
@@ -182,56 +187,67 @@ static void make_proxy(lua_State *L)
  * functions, which scripts never see.
  */
 static const char prelude[] =
-	"local real_load, real_setmetatable, real_rawget, real_pcall, real_cg, env = ...\n"
-	"local type, error = type, error\n"
-	"local w = {}\n"
-	"function w.load(chunk, name)\n"
-	"  if type(chunk) ~= 'string' then\n"
-	"    return nil, 'load: only text chunks are allowed in a policy'\n"
-	"  end\n"
-	"  return real_load(chunk, name, 't', env)\n"
-	"end\n"
-	"function w.setmetatable(t, mt)\n"
-	"  if type(mt) == 'table' and real_rawget(mt, '__gc') ~= nil then\n"
-	"    error('setmetatable: __gc metamethods are not allowed in a policy', 2)\n"
-	"  end\n"
-	"  return real_setmetatable(t, mt)\n"
-	"end\n"
-	"function w.collectgarbage(opt)\n"
-	"  if opt ~= 'count' then\n"
-	"    error('collectgarbage: only \"count\" is allowed in a policy', 2)\n"
-	"  end\n"
-	"  return real_cg('count')\n"
-	"end\n"
-	"local function handled(ok, ...)\n"
-	"  if ok then return false, ... end\n"
-	"  return false, (...)\n"
-	"end\n"
-	"function w.xpcall(f, handler, ...)\n"
-	"  local function finish(ok, ...)\n"
-	"    if ok then return true, ... end\n"
-	"    return handled(real_pcall(handler, (...)))\n"
-	"  end\n"
-	"  return finish(real_pcall(f, ...))\n"
-	"end\n"
-	"return w\n";
+        "local real_load, real_setmetatable, real_rawget, real_pcall, real_cg, env, stopped = ...\n"
+        "local type, error = type, error\n"
+        "local w = {}\n"
+        "local function rethrow(ok, ...)\n"
+        "  if not ok and stopped() then error((...), 0) end\n"
+        "  return ok, ...\n"
+        "end\n"
+        "function w.pcall(f, ...)\n"
+        "  return rethrow(real_pcall(f, ...))\n"
+        "end\n"
+        "function w.load(chunk, name)\n"
+        "  if type(chunk) ~= 'string' then\n"
+        "    return nil, 'load: only text chunks are allowed in a policy'\n"
+        "  end\n"
+        "  return real_load(chunk, name, 't', env)\n"
+        "end\n"
+        "function w.setmetatable(t, mt)\n"
+        "  if type(mt) == 'table' and real_rawget(mt, '__gc') ~= nil then\n"
+        "    error('setmetatable: __gc metamethods are not allowed in a policy', 2)\n"
+        "  end\n"
+        "  return real_setmetatable(t, mt)\n"
+        "end\n"
+        "function w.collectgarbage(opt)\n"
+        "  if opt ~= 'count' then\n"
+        "    error('collectgarbage: only \"count\" is allowed in a policy', 2)\n"
+        "  end\n"
+        "  return real_cg('count')\n"
+        "end\n"
+        "local function handled(ok, ...)\n"
+        "  if ok then return false, ... end\n"
+        "  return false, (...)\n"
+        "end\n"
+        "function w.xpcall(f, handler, ...)\n"
+        "  local function finish(ok, ...)\n"
+        "    if ok then return true, ... end\n"
+        "    return handled(w.pcall(handler, (...)))\n"
+        "  end\n"
+        "  return finish(w.pcall(f, ...))\n"
+        "end\n"
+        "return w\n";
 
-static const char *const removed_base[] = {"dofile",	     "loadfile", "print",
-					   "rawset",	     "rawget",	 "rawequal",
-					   "collectgarbage", "load",	 "setmetatable",
-					   "xpcall",	     NULL};
-static const char *const wrapped_base[] = {"load", "setmetatable", "collectgarbage", "xpcall",
-					   NULL};
+static const char *const removed_base[] = {"dofile", "loadfile",     "print",          "rawset",
+                                           "rawget", "rawequal",     "collectgarbage", "load",
+                                           "pcall",  "setmetatable", "xpcall",         NULL};
+static const char *const wrapped_base[] = {"load",           "pcall",  "setmetatable",
+                                           "collectgarbage", "xpcall", NULL};
 static const struct {
 	const char *name;
 	lua_CFunction open;
 } libraries[] = {
-	{LUA_GNAME, luaopen_base},
-	{LUA_STRLIBNAME, luaopen_string},
-	{LUA_TABLIBNAME, luaopen_table},
-	{LUA_MATHLIBNAME, luaopen_math},
-	{LUA_UTF8LIBNAME, luaopen_utf8},
+        {LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
+        {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},
 };
+
+/* True once a limit tripped in the current run: the prelude's pcall re-raises. */
+static int limit_tripped(lua_State *L)
+{
+	lua_pushboolean(L, sandbox_of(L)->stop != SANDBOX_STOP_NONE);
+	return 1;
+}
 
 /* Runs in lua_pcall: builds the environment. Stack: -. Leaves nothing. */
 static int build_environment(lua_State *L)
@@ -287,7 +303,8 @@ static int build_environment(lua_State *L)
 	lua_getfield(L, g, "pcall");
 	lua_getfield(L, g, "collectgarbage");
 	lua_pushvalue(L, env);
-	lua_call(L, 6, 1);
+	lua_pushcfunction(L, limit_tripped);
+	lua_call(L, 7, 1);
 	for (int i = 0; wrapped_base[i]; i++) {
 		lua_getfield(L, -1, wrapped_base[i]);
 		lua_setfield(L, visible, wrapped_base[i]);
@@ -309,7 +326,8 @@ struct sandbox *sandbox_new(size_t memory_limit, char *errbuf, size_t errlen)
 	sb->limit = memory_limit;
 	sb->L = lua_newstate(sandbox_alloc, sb);
 	if (!sb->L) {
-		snprintf(errbuf, errlen, "cannot create a Lua state within %zu bytes", memory_limit);
+		snprintf(errbuf, errlen, "cannot create a Lua state within %zu bytes",
+		         memory_limit);
 		free(sb);
 		return NULL;
 	}
@@ -320,7 +338,7 @@ struct sandbox *sandbox_new(size_t memory_limit, char *errbuf, size_t errlen)
 	if (lua_pcall(sb->L, 0, 0, 0) != LUA_OK) {
 		char msg[256];
 		snprintf(errbuf, errlen, "cannot build the policy sandbox: %s",
-			 sandbox_error_text(sb->L, -1, msg, sizeof(msg)));
+		         sandbox_error_text(sb->L, -1, msg, sizeof(msg)));
 		sandbox_free(sb);
 		return NULL;
 	}
@@ -343,7 +361,7 @@ static int new_thread(lua_State *L)
 }
 
 int sandbox_load(struct sandbox *sb, const char *source, size_t len, const char *chunkname,
-		 int64_t instruction_limit, char *errbuf, size_t errlen)
+                 int64_t instruction_limit, char *errbuf, size_t errlen)
 {
 	lua_State *L = sb->L;
 	int top = lua_gettop(L);
@@ -370,22 +388,30 @@ int sandbox_load(struct sandbox *sb, const char *source, size_t len, const char 
 	int status = lua_resume(co, L, 0, &nres);
 	sandbox_disarm(sb, co);
 	if (status == LUA_OK && nres >= 1) {
-		lua_xmove(co, L, 1); /* stack: chunk, thread, result */
+		lua_pop(co, nres - 1); /* the chunk's first value is the policy */
+		lua_xmove(co, L, 1);   /* stack: chunk, thread, result */
 		lua_replace(L, top + 1);
 		lua_settop(L, top + 1);
 		return 0;
 	}
+	const char *file = chunkname + 1;
 	if (status == LUA_YIELD)
-		snprintf(errbuf, errlen, "%s: %s", chunkname + 1,
-			 sandbox_stopped(sb) == SANDBOX_STOP_TIME
-				 ? "loading ran out of time"
-				 : (sandbox_stopped(sb) != SANDBOX_STOP_NONE
-					    ? "loading exceeded the instruction limit"
-					    : "cannot yield while loading"));
+		snprintf(msg, sizeof(msg), "%s",
+		         sandbox_stopped(sb) != SANDBOX_STOP_NONE ? "loading broke a limit"
+		                                                  : "cannot yield while loading");
 	else if (status == LUA_OK)
-		snprintf(errbuf, errlen, "%s: the chunk returned nothing", chunkname + 1);
+		snprintf(msg, sizeof(msg), "the chunk returned nothing");
 	else
-		snprintf(errbuf, errlen, "%s", sandbox_error_text(co, -1, msg, sizeof(msg)));
+		sandbox_error_text(co, -1, msg, sizeof(msg));
+	if (sandbox_stopped(sb) == SANDBOX_STOP_TIME)
+		snprintf(msg, sizeof(msg), "loading ran out of time");
+	else if (sandbox_stopped(sb) == SANDBOX_STOP_INSTRUCTIONS)
+		snprintf(msg, sizeof(msg), "loading exceeded the instruction limit");
+	/* Messages from the chunk itself already start with "file:line:". */
+	if (strncmp(msg, file, strlen(file)) == 0)
+		snprintf(errbuf, errlen, "%s", msg);
+	else
+		snprintf(errbuf, errlen, "%s: %s", file, msg);
 fail:
 	lua_settop(L, top);
 	return -1;

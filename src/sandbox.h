@@ -31,7 +31,7 @@ lua_State *sandbox_state(struct sandbox *sb);
  * -1 with "chunkname:line: reason" in errbuf and the stack unchanged.
  */
 int sandbox_load(struct sandbox *sb, const char *source, size_t len, const char *chunkname,
-		 int64_t instruction_limit, char *errbuf, size_t errlen);
+                 int64_t instruction_limit, char *errbuf, size_t errlen);
 
 /*
  * Arms the limits on coroutine co: at most instruction_limit VM

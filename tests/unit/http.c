@@ -1,0 +1,113 @@
+/*
+ * http_clean_path (src/http.c): Go's path.Clean plus ServeMux's cleanPath,
+ * which decides whether a request is redirected (UPSTREAM.md §3.2): a path
+ * is served only when it equals its cleaned form, else 301 to the cleaned
+ * form. So "//healthz" must clean to "/healthz", and "/healthz/" must stay
+ * as it is (then 404, not a redirect).
+ */
+#include "http.h"
+#include "testing.h"
+
+static void check_clean(const char *path, const char *want)
+{
+	char out[256];
+	memset(out, 'Z', sizeof(out));
+	http_clean_path(path, out, sizeof(out));
+	if (strcmp(out, want) != 0)
+		fprintf(stderr, "http_clean_path(\"%s\")\n", path);
+	CHECK_STR(out, want);
+}
+
+/* Canonical paths are their own cleaned form: served, not redirected. */
+static void test_canonical(void)
+{
+	check_clean("/healthz", "/healthz");
+	check_clean("/metrics", "/metrics");
+	check_clean("/", "/");
+	check_clean("/a/b/c", "/a/b/c");
+	check_clean("/..a/b..", "/..a/b..");
+	check_clean("/.well-known", "/.well-known");
+	check_clean("/%2e%2e", "/%2e%2e"); /* decoding happens before, not here */
+}
+
+/* What Go redirects: doubled slashes, ".", ".." (never above the root). */
+static void test_dots_and_slashes(void)
+{
+	check_clean("//healthz", "/healthz");
+	check_clean("///healthz", "/healthz");
+	check_clean("/./healthz", "/healthz");
+	check_clean("/foo/../healthz", "/healthz");
+	check_clean("/../healthz", "/healthz");
+	check_clean("/../../healthz", "/healthz");
+	check_clean("/a/b/../../c", "/c");
+	check_clean("/a//b/./c/..", "/a/b");
+	check_clean("/a/b/..", "/a");
+	check_clean("/a/..", "/");
+	check_clean("/..", "/");
+	check_clean("/.", "/");
+	check_clean("//", "/");
+	check_clean("/healthz/.", "/healthz");
+	check_clean("/healthz/..", "/");
+}
+
+/* ServeMux keeps a trailing slash the request had (except on the root). */
+static void test_trailing_slash(void)
+{
+	check_clean("/healthz/", "/healthz/");
+	check_clean("/a/b/", "/a/b/");
+	check_clean("/a/b//", "/a/b/");
+	check_clean("/a/b/../", "/a/");
+	check_clean("/a/./", "/a/");
+	check_clean("/a/../", "/");
+	check_clean("/./", "/");
+	check_clean("/metrics/", "/metrics/");
+}
+
+/* A path without a leading slash gets one; the empty path is the root. */
+static void test_relative(void)
+{
+	check_clean("", "/");
+	check_clean("healthz", "/healthz");
+	check_clean("a/../healthz", "/healthz");
+	check_clean(".", "/");
+	check_clean("..", "/");
+	check_clean("a/", "/a/");
+}
+
+/* The output buffer bounds the result; it is always terminated. */
+static void test_small_buffer(void)
+{
+	char out[4];
+	memset(out, 'Z', sizeof(out));
+	http_clean_path("//healthz", out, sizeof(out));
+	CHECK_STR(out, "/he");
+	char one[1] = {'Z'};
+	http_clean_path("/healthz", one, sizeof(one));
+	CHECK_INT(one[0], '\0');
+}
+
+/* Long paths work (no fixed-size scratch buffer). */
+static void test_long(void)
+{
+	static char in[10001], want[10001], out[10010];
+	in[0] = '/';
+	in[1] = '/';
+	memset(in + 2, 'a', 9998);
+	in[10000] = '\0';
+	want[0] = '/';
+	memset(want + 1, 'a', 9998);
+	want[9999] = '\0';
+	http_clean_path(in, out, sizeof(out));
+	CHECK_STR(out, want);
+}
+
+int main(void)
+{
+	test_canonical();
+	test_dots_and_slashes();
+	test_trailing_slash();
+	test_relative();
+	test_small_buffer();
+	test_long();
+	return testing_result("http");
+}
