@@ -71,7 +71,11 @@ function M.new(opts)
     calls = {},
     logs = {},
   }
+  -- As in the daemon, a probe that starts after the check deadline, or a
+  -- sleep that would cross it, ends the check (the daemon then falls back
+  -- to the built-in policy): here it raises, so a spec sees it.
   function ctx.probe(timeout)
+    if clock > deadline then error("ctx.probe() started after the check deadline", 2) end
     n = n + 1
     local r = copy(probes[math.min(n, #probes)])
     ctx.calls[#ctx.calls + 1] = { "probe", timeout }
@@ -81,6 +85,7 @@ function M.new(opts)
   end
   function ctx.sleep(seconds)
     assert(type(seconds) == "number" and seconds >= 0, "ctx.sleep: bad seconds")
+    if clock + seconds > deadline then error("ctx.sleep() would cross the check deadline", 2) end
     ctx.calls[#ctx.calls + 1] = { "sleep", seconds }
     clock = clock + seconds
   end
