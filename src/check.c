@@ -6,6 +6,10 @@
  * the built-in policy's verdict on the last probe result of this check
  * (replayed without a new probe), or, if the policy made no probe, on one
  * new probe with the probe timeout.
+ *
+ * The built-in policy runs in this process and steps synchronously; a
+ * custom policy runs in its worker process and its steps arrive later,
+ * through on_worker_step. Both end up in handle_step.
  */
 #include "check.h"
 
@@ -19,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
+#include "policy_worker.h"
 
 struct check_waiter {
 	check_cb cb;
@@ -29,18 +34,20 @@ struct check_waiter {
 struct check {
 	struct event_base *base;
 	struct csi *csi;
-	struct policy *policy;
 	struct policy *builtin;
+	struct worker *worker;      /* the custom policy; NULL: built-in only */
+	struct worker *next_worker; /* swapped in when the check in flight ends */
+	bool next_worker_set;
 	struct metrics *metrics;
 	struct check_options options;
 	char driver[256];
 
 	struct check_waiter *waiters; /* parked requests of the check in flight */
 	bool running;
-	struct policy *current; /* policy or builtin (fallback) */
-	bool replay;            /* fallback: answer probes from last, not the driver */
+	bool on_worker; /* the current run is the custom policy's */
+	bool replay;    /* fallback: answer probes from last, not the driver */
 	int64_t deadline_ns;
-	struct policy_step step;
+	struct policy_step step; /* the built-in policy's latest step */
 
 	struct csi_probe_result last; /* last probe result of this check */
 	bool have_last;
@@ -51,7 +58,7 @@ struct check {
 	bool immediate_pending;
 };
 
-static void handle_step(struct check *c);
+static void handle_step(struct check *c, const struct policy_step *s);
 
 static void fill_deadline_result(struct csi_probe_result *r)
 {
@@ -80,6 +87,22 @@ static void log_verdict(struct check *c, const struct policy_step *s)
 		LOG_E("Health check failed", "err", s->body);
 }
 
+static void swap_worker(struct check *c)
+{
+	if (!c->next_worker_set)
+		return;
+	worker_free(c->worker);
+	c->worker = c->next_worker;
+	c->next_worker = NULL;
+	c->next_worker_set = false;
+}
+
+static void update_memory_metric(struct check *c)
+{
+	metrics_set_policy_memory(c->metrics,
+	                          c->worker ? worker_memory(c->worker) : policy_memory(c->builtin));
+}
+
 static void answer(struct check *c, bool healthy, int status, const char *body)
 {
 	struct check_verdict v = {
@@ -88,6 +111,7 @@ static void answer(struct check *c, bool healthy, int status, const char *body)
 	c->waiters = NULL;
 	c->running = false;
 	metrics_count_check(c->metrics, healthy);
+	update_memory_metric(c);
 	while (w) {
 		struct check_waiter *next = w->next;
 		w->cb(&v, w->arg);
@@ -96,30 +120,39 @@ static void answer(struct check *c, bool healthy, int status, const char *body)
 	}
 }
 
-static void start_run(struct check *c, struct policy *p, bool replay)
+static void on_worker_step(const struct policy_step *step, void *arg)
 {
-	c->current = p;
-	c->replay = replay;
-	policy_begin(p, c->deadline_ns, &c->step);
-	handle_step(c);
+	handle_step(arg, step);
 }
 
-static void fallback(struct check *c)
+static void start_run(struct check *c, bool custom, bool replay)
 {
-	LOG_E("Policy failed, answering with the built-in policy", "reason", c->step.reason, "err",
-	      c->step.detail);
-	metrics_count_fallback(c->metrics, c->step.reason);
-	if (c->current == c->builtin) {
+	c->on_worker = custom;
+	c->replay = replay;
+	if (custom) {
+		worker_begin(c->worker, c->deadline_ns, on_worker_step, c);
+		return;
+	}
+	policy_begin(c->builtin, c->deadline_ns, &c->step);
+	handle_step(c, &c->step);
+}
+
+static void fallback(struct check *c, const struct policy_step *s)
+{
+	LOG_E("Policy failed, answering with the built-in policy", "reason", s->reason, "err",
+	      s->detail);
+	metrics_count_fallback(c->metrics, s->reason);
+	if (!c->on_worker) {
 		/* The built-in policy itself failed: nothing left to ask. */
 		answer(c, false, 500, "policy failure");
 		return;
 	}
 	if (c->have_last) {
-		start_run(c, c->builtin, true);
+		start_run(c, false, true);
 	} else {
 		/* No probe yet: one probe with the full probe timeout, from now. */
 		c->deadline_ns = csi_now_ns() + c->options.probe_timeout_ns;
-		start_run(c, c->builtin, false);
+		start_run(c, false, false);
 	}
 }
 
@@ -128,8 +161,12 @@ static void on_probe_result(const struct csi_probe_result *r, void *arg)
 	struct check *c = arg;
 	c->last = *r;
 	c->have_last = true;
-	policy_resume_probe(c->current, r, &c->step);
-	handle_step(c);
+	if (c->on_worker) {
+		worker_resume_probe(c->worker, r);
+		return;
+	}
+	policy_resume_probe(c->builtin, r, &c->step);
+	handle_step(c, &c->step);
 }
 
 static void on_soon(evutil_socket_t fd, short what, void *arg)
@@ -151,8 +188,12 @@ static void deliver_soon(struct check *c, const struct csi_probe_result *r)
 static void on_sleep_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct check *c = arg;
-	policy_resume_sleep(c->current, &c->step);
-	handle_step(c);
+	if (c->on_worker) {
+		worker_resume_sleep(c->worker);
+		return;
+	}
+	policy_resume_sleep(c->builtin, &c->step);
+	handle_step(c, &c->step);
 }
 
 static void do_probe(struct check *c, double seconds)
@@ -181,9 +222,8 @@ static void do_probe(struct check *c, double seconds)
 	}
 }
 
-static void handle_step(struct check *c)
+static void handle_step(struct check *c, const struct policy_step *s)
 {
-	struct policy_step *s = &c->step;
 	switch (s->kind) {
 	case POLICY_STEP_PROBE:
 		do_probe(c, s->seconds);
@@ -198,24 +238,22 @@ static void handle_step(struct check *c)
 	case POLICY_STEP_DONE:
 		log_verdict(c, s);
 		answer(c, s->healthy, s->status, s->body);
-		policy_step_clear(s);
+		policy_step_clear(&c->step);
 		break;
 	case POLICY_STEP_FAILED:
-		fallback(c);
+		fallback(c, s);
 		break;
 	}
 }
 
-struct check *check_new(struct event_base *base, struct csi *csi, struct policy *policy,
-                        struct policy *builtin, struct metrics *metrics,
-                        const struct check_options *options)
+struct check *check_new(struct event_base *base, struct csi *csi, struct policy *builtin,
+                        struct metrics *metrics, const struct check_options *options)
 {
 	struct check *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->base = base;
 	c->csi = csi;
-	c->policy = policy;
 	c->builtin = builtin;
 	c->metrics = metrics;
 	c->options = *options;
@@ -225,7 +263,18 @@ struct check *check_new(struct event_base *base, struct csi *csi, struct policy 
 		check_free(c);
 		return NULL;
 	}
+	update_memory_metric(c);
 	return c;
+}
+
+void check_set_worker(struct check *c, struct worker *worker)
+{
+	if (c->next_worker_set)
+		worker_free(c->next_worker);
+	c->next_worker = worker;
+	c->next_worker_set = true;
+	if (!c->running)
+		swap_worker(c);
 }
 
 void check_set_driver(struct check *c, const char *name)
@@ -246,10 +295,12 @@ struct check_waiter *check_submit(struct check *c, check_cb cb, void *arg)
 		metrics_count_coalesced(c->metrics);
 		return w;
 	}
+	/* A reload waits for the check it would disturb; here none runs. */
+	swap_worker(c);
 	c->running = true;
 	c->have_last = false;
 	c->deadline_ns = csi_now_ns() + c->options.check_timeout_ns;
-	start_run(c, c->policy, false);
+	start_run(c, c->worker != NULL, false);
 	return w;
 }
 
@@ -268,10 +319,11 @@ void check_free(struct check *c)
 {
 	if (!c)
 		return;
+	policy_abandon(c->builtin);
 	if (c->waiters)
 		answer(c, false, 500, "livenessprobe is shutting down");
-	if (c->current)
-		policy_abandon(c->current);
+	swap_worker(c);
+	worker_free(c->worker);
 	policy_step_clear(&c->step);
 	if (c->sleep_timer)
 		event_free(c->sleep_timer);

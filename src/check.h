@@ -14,6 +14,7 @@
 struct event_base;
 struct csi;
 struct policy;
+struct worker;
 struct metrics;
 struct check;
 struct check_waiter;
@@ -33,12 +34,18 @@ struct check_options {
 };
 
 /*
- * policy runs the checks; builtin is the fallback (it may be the same
- * object when no custom policy is used). Neither is owned.
+ * builtin (not owned) runs in this process: it decides when no custom
+ * policy is set, and answers by fallback when the custom one fails.
  */
-struct check *check_new(struct event_base *base, struct csi *csi, struct policy *policy,
-                        struct policy *builtin, struct metrics *metrics,
-                        const struct check_options *options);
+struct check *check_new(struct event_base *base, struct csi *csi, struct policy *builtin,
+                        struct metrics *metrics, const struct check_options *options);
+
+/*
+ * Makes worker (a custom policy in its worker process; NULL: the built-in
+ * policy) decide from the next check on. The check takes ownership, and
+ * frees the previous worker once no check uses it.
+ */
+void check_set_worker(struct check *c, struct worker *worker);
 
 /*
  * Parks a request: cb is called exactly once, later, with the verdict of the

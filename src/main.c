@@ -23,6 +23,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
+#include "policy_worker.h"
+#include "watch.h"
 
 struct daemon {
 	struct config cfg;
@@ -30,7 +32,14 @@ struct daemon {
 	struct metrics *metrics;
 	struct csi *csi;
 	struct policy *builtin;
-	struct policy *custom; /* NULL: the built-in policy decides */
+	struct worker *custom; /* NULL: the built-in policy decides; owned by check once set */
+	char *custom_source;   /* the text custom runs, to tell real changes on reload */
+	size_t custom_len;
+	char *failed_source; /* the text whose reload failed last: not tried again */
+	size_t failed_len;
+	struct policy_limits limits;
+	struct watch *watch;
+	char driver_name[256], driver_vendor[256];
 	struct check *check;
 	struct http_server *main_server;
 	struct http_server *metrics_server;
@@ -75,6 +84,7 @@ out:
 	return text;
 }
 
+/* --check-policy loads in this process: it contacts no driver and exits. */
 static struct policy *load_policy_file(const char *path, const struct policy_limits *limits,
                                        char *errbuf, size_t errlen)
 {
@@ -87,6 +97,82 @@ static struct policy *load_policy_file(const char *path, const struct policy_lim
 	struct policy *p = policy_new(text, len, chunkname, limits, errbuf, errlen);
 	free(text);
 	return p;
+}
+
+/*
+ * Reads the policy file and starts a worker running it. On success the
+ * source text is returned through *source (the caller keeps it).
+ */
+static struct worker *start_policy_worker(struct daemon *d, char **source, size_t *len,
+                                          char *errbuf, size_t errlen)
+{
+	*source = read_file(d->cfg.policy_file, len, errbuf, errlen);
+	if (!*source)
+		return NULL;
+	char chunkname[4200];
+	snprintf(chunkname, sizeof(chunkname), "@%s", d->cfg.policy_file);
+	struct worker_options opts = {.source = *source,
+	                              .source_len = *len,
+	                              .chunkname = chunkname,
+	                              .limits = d->limits,
+	                              .verbosity = d->cfg.verbosity,
+	                              .log_format = d->cfg.log_format};
+	struct worker *w = worker_new(d->base, &opts, errbuf, errlen);
+	if (!w) {
+		free(*source);
+		*source = NULL;
+	}
+	return w;
+}
+
+/*
+ * Reload (file change or SIGHUP): a new worker is swapped in only if the
+ * policy loads; otherwise the old one stays and the error is logged and
+ * counted. A change notice for unchanged text is ignored; SIGHUP always
+ * reloads (and so starts ctx.state afresh).
+ */
+static void reload_policy(struct daemon *d, bool forced)
+{
+	char err[2048];
+	size_t len = 0;
+	char *source = NULL;
+	if (!forced) {
+		/* Other files in the directory change too: only new text counts. */
+		char *text = read_file(d->cfg.policy_file, &len, err, sizeof(err));
+		bool same = text && d->custom_source && len == d->custom_len &&
+		            memcmp(text, d->custom_source, len) == 0;
+		bool failed_before = text && d->failed_source && len == d->failed_len &&
+		                     memcmp(text, d->failed_source, len) == 0;
+		free(text);
+		if (same || failed_before)
+			return;
+	}
+	struct worker *w = start_policy_worker(d, &source, &len, err, sizeof(err));
+	if (!w) {
+		LOG_E("Policy reload failed, keeping the previous policy", "policy",
+		      d->cfg.policy_file, "err", err);
+		metrics_count_reload(d->metrics, false);
+		free(d->failed_source);
+		d->failed_source = read_file(d->cfg.policy_file, &d->failed_len, err, sizeof(err));
+		return;
+	}
+	if (d->check) {
+		worker_set_driver(w, d->driver_name, d->driver_vendor);
+		check_set_worker(d->check, w);
+	} else {
+		worker_free(d->custom);
+		d->custom = w;
+	}
+	free(d->custom_source);
+	d->custom_source = source;
+	d->custom_len = len;
+	metrics_count_reload(d->metrics, true);
+	LOG_I("Policy reloaded", "policy", d->cfg.policy_file);
+}
+
+static void on_policy_changed(void *arg)
+{
+	reload_policy(arg, false);
 }
 
 static int start_listeners(struct daemon *d)
@@ -145,20 +231,24 @@ static void on_plugin_info(const struct csi_plugin_info *info, void *arg)
 	LOG_I("CSI driver name", "driver", info->name);
 	LOG_INFO_V(5, "CSI driver info", "driver", info->name, "vendor_version",
 	           info->vendor_version);
+	snprintf(d->driver_name, sizeof(d->driver_name), "%s", info->name);
+	snprintf(d->driver_vendor, sizeof(d->driver_vendor), "%s", info->vendor_version);
 	csi_set_driver_name(d->csi, info->name);
 	policy_set_driver(d->builtin, info->name, info->vendor_version);
-	if (d->custom)
-		policy_set_driver(d->custom, info->name, info->vendor_version);
 	struct check_options opts = {.probe_timeout_ns = d->cfg.probe_timeout_ns,
 	                             .check_timeout_ns = d->cfg.check_timeout_ns};
-	d->check = check_new(d->base, d->csi, d->custom ? d->custom : d->builtin, d->builtin,
-	                     d->metrics, &opts);
+	d->check = check_new(d->base, d->csi, d->builtin, d->metrics, &opts);
 	if (!d->check) {
 		LOG_E("Cannot set up health checks", "err", "out of memory");
 		stop(d, 1);
 		return;
 	}
 	check_set_driver(d->check, info->name);
+	if (d->custom) {
+		worker_set_driver(d->custom, info->name, info->vendor_version);
+		check_set_worker(d->check, d->custom); /* the check owns it from here */
+		d->custom = NULL;
+	}
 	if (start_listeners(d) < 0)
 		stop(d, 1);
 }
@@ -177,8 +267,7 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 		LOG_INFO_V(2, "SIGHUP: no policy file to reload");
 		return;
 	}
-	LOG_W("SIGHUP: policy reload is not available yet; keeping the loaded policy", "policy",
-	      d->cfg.policy_file);
+	reload_policy(d, true);
 }
 
 /* --check-policy: validate and exit, without touching a driver. */
@@ -204,7 +293,10 @@ static void cleanup(struct daemon *d)
 		event_base_loop(d->base, EVLOOP_NONBLOCK); /* flush the last replies */
 	http_free(d->main_server);
 	http_free(d->metrics_server);
-	policy_free(d->custom);
+	watch_free(d->watch);
+	worker_free(d->custom);
+	free(d->custom_source);
+	free(d->failed_source);
 	policy_free(d->builtin);
 	metrics_free(d->metrics);
 	if (d->sig_term)
@@ -223,6 +315,9 @@ int main(int argc, char **argv)
 	struct daemon d;
 	char err[2048];
 	memset(&d, 0, sizeof(d));
+
+	if (argc > 1 && strcmp(argv[1], POLICY_WORKER_ARG) == 0)
+		return policy_worker_main(argc, argv);
 
 	switch (config_parse(&d.cfg, argc, argv, stderr, err, sizeof(err))) {
 	case CONFIG_OK:
@@ -250,26 +345,19 @@ int main(int argc, char **argv)
 	signal(SIGUSR1, SIG_IGN);
 	signal(SIGUSR2, SIG_IGN);
 
-	struct policy_limits limits = {.memory = (size_t)d.cfg.policy_memory_limit,
-	                               .instructions = d.cfg.policy_instruction_limit};
+	d.limits = (struct policy_limits){.memory = (size_t)d.cfg.policy_memory_limit,
+	                                  .instructions = d.cfg.policy_instruction_limit};
 	if (d.cfg.check_policy_file) {
-		int rc = check_policy_only(&d.cfg, &limits);
+		int rc = check_policy_only(&d.cfg, &d.limits);
 		config_free(&d.cfg);
 		return rc;
 	}
 
 	d.exit_code = 1;
-	d.builtin = policy_new_builtin(&limits, err, sizeof(err));
+	d.builtin = policy_new_builtin(&d.limits, err, sizeof(err));
 	if (!d.builtin) {
 		LOG_E("Cannot load the built-in policy", "err", err);
 		goto out;
-	}
-	if (d.cfg.policy_file) {
-		d.custom = load_policy_file(d.cfg.policy_file, &limits, err, sizeof(err));
-		if (!d.custom) {
-			LOG_E("Cannot load the policy", "err", err);
-			goto out;
-		}
 	}
 
 	struct csi_address address;
@@ -284,6 +372,20 @@ int main(int argc, char **argv)
 	if (!d.base || !d.metrics) {
 		LOG_E("Cannot start", "err", "out of memory");
 		goto out;
+	}
+	/* The worker is spawned before gRPC starts (GRPC-NOTES.md: no fork after). */
+	if (d.cfg.policy_file) {
+		d.custom =
+		        start_policy_worker(&d, &d.custom_source, &d.custom_len, err, sizeof(err));
+		if (!d.custom) {
+			LOG_E("Cannot load the policy", "err", err);
+			goto out;
+		}
+		d.watch = watch_new(d.base, d.cfg.policy_file, on_policy_changed, &d, err,
+		                    sizeof(err));
+		if (!d.watch)
+			LOG_W("Policy changes will not be noticed; SIGHUP still reloads", "err",
+			      err);
 	}
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_shutdown_signal, &d);
 	d.sig_int = evsignal_new(d.base, SIGINT, on_shutdown_signal, &d);

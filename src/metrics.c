@@ -38,6 +38,8 @@ struct metrics {
 	struct rpc_series *rpc;
 	size_t nrpc, caprpc;
 	unsigned long long checks_healthy, checks_unhealthy, coalesced;
+	unsigned long long reloads_ok, reloads_failed;
+	size_t policy_memory;
 	struct labelled_counter fallbacks[8];
 	size_t nfallbacks;
 	double start_time; /* process_start_time_seconds */
@@ -146,6 +148,22 @@ void metrics_count_coalesced(struct metrics *m)
 {
 	if (m)
 		m->coalesced++;
+}
+
+void metrics_set_policy_memory(struct metrics *m, size_t bytes)
+{
+	if (m)
+		m->policy_memory = bytes;
+}
+
+void metrics_count_reload(struct metrics *m, bool success)
+{
+	if (!m)
+		return;
+	if (success)
+		m->reloads_ok++;
+	else
+		m->reloads_failed++;
 }
 
 void metrics_count_fallback(struct metrics *m, const char *reason)

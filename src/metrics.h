@@ -31,6 +31,11 @@ void metrics_count_fallback(struct metrics *m, const char *reason);
 /* Go strconv.FormatFloat(v, 'g', -1, 64), as every sample value is printed. */
 void metrics_format_float(double v, char *out, size_t len);
 
+/* livenessprobe_policy_memory_bytes: what the deciding policy's Lua state holds. */
+void metrics_set_policy_memory(struct metrics *m, size_t bytes);
+/* livenessprobe_policy_reloads_total{result}: result is "success" or "failure". */
+void metrics_count_reload(struct metrics *m, bool success);
+
 /* Appends the text exposition format (version 0.0.4) to out. */
 int metrics_render(struct metrics *m, struct evbuffer *out);
 
