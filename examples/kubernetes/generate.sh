@@ -1,0 +1,93 @@
+#!/bin/sh
+# Regenerates the policy manifests (ConfigMap + Pod) from
+# examples/policies/*.lua, so the ConfigMaps always carry the tested
+# policies. tests/e2e/test_examples.py fails if they are out of date.
+set -eu
+cd "$(dirname "$0")"
+
+gen() { # name, policy file, extra sidecar args (YAML lines, may be empty), description
+	{
+		cat <<EOF
+# $4
+# The policy ships in a ConfigMap mounted as a directory; the sidecar
+# watches it and reloads within 2 s when the ConfigMap changes (kubelet
+# swaps the ..data symlink). Test the policy first:
+#   busted --lua=lua5.4 spec   and   livenessprobe --check-policy=$2
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: livenessprobe-policy-$1
+data:
+  policy.lua: |
+EOF
+		sed 's/^/    /' "../policies/$2"
+		cat <<EOF
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hostpath-driver-$1
+  labels:
+    app: hostpath-driver
+spec:
+  containers:
+    - name: hostpath-driver
+      image: registry.k8s.io/sig-storage/hostpathplugin:v1.11.0
+      args:
+        - --endpoint=unix:///csi/csi.sock
+        - --nodeid=\$(NODE_NAME)
+      env:
+        - name: NODE_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: spec.nodeName
+      ports:
+        - containerPort: 9808
+          name: healthz
+          protocol: TCP
+      livenessProbe:
+        failureThreshold: 5
+        httpGet:
+          path: /healthz
+          port: healthz
+        initialDelaySeconds: 10
+        timeoutSeconds: 5
+        periodSeconds: 5
+      volumeMounts:
+        - mountPath: /csi
+          name: socket-dir
+    - name: liveness-probe
+      image: livenessprobe-c:latest
+      args:
+        - --csi-address=/csi/csi.sock
+        - --policy=/etc/livenessprobe/policy.lua
+EOF
+		if [ -n "$3" ]; then printf '%s\n' "$3"; fi
+		cat <<EOF
+      volumeMounts:
+        - mountPath: /csi
+          name: socket-dir
+        - mountPath: /etc/livenessprobe
+          name: policy
+          readOnly: true
+  volumes:
+    - name: socket-dir
+      emptyDir: {}
+    - name: policy
+      configMap:
+        name: livenessprobe-policy-$1
+EOF
+	} >"$1.yaml"
+}
+
+gen startup-grace startup_grace.lua "" \
+	"Start-up grace: ready=false is healthy for the first 120 s after the driver first answers."
+gen retry-transient retry_transient.lua "        - --probe-timeout=1s
+        - --check-timeout=4s" \
+	"Retry transient errors: UNAVAILABLE and friends are retried within a 4 s check budget (kubelet's timeoutSeconds is 5)."
+gen consecutive-failures consecutive_failures.lua "" \
+	"Consecutive failures: unhealthy only after 3 failed checks in a row."
+gen latency-limit latency_limit.lua "" \
+	"Latency limit: unhealthy when Probe takes over 0.5 s in 3 checks in a row."
+gen json-details json_details.lua "" \
+	"JSON details: the body is a JSON document with the last probes (kubectl port-forward, then curl)."
