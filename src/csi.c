@@ -35,6 +35,8 @@
 
 #define METHOD_PROBE "/csi.v1.Identity/Probe"
 #define METHOD_INFO  "/csi.v1.Identity/GetPluginInfo"
+/* A deadline status this close to our deadline is ours, not the driver's. */
+#define OWN_DEADLINE_SLACK_NS 20000000LL
 /* Start-up waits forever; this is only how often it says so. */
 #define STILL_WAITING_INTERVAL_S 10
 
@@ -53,7 +55,8 @@ struct csi_call {
 	grpc_slice details;
 	const char *error_string;
 	int64_t start_ns;
-	bool ready_at_start; /* channel was READY when the call started */
+	int64_t deadline_ns;
+	bool retried; /* already re-sent once after the connection broke under it */
 };
 
 /* What the completion thread writes into the pipe: small enough to be atomic. */
@@ -70,8 +73,14 @@ struct csi {
 
 	grpc_completion_queue *cq;
 	grpc_channel *channel;
-	dev_t socket_dev; /* identity of the socket file the channel dials; 0 = unknown */
+	/*
+	 * Identity of the socket file the channel dials (ino 0 = unknown). The
+	 * change time is part of it: a restarted driver's new socket can get
+	 * the inode number its old one had.
+	 */
+	dev_t socket_dev;
 	ino_t socket_ino;
+	struct timespec socket_ctime;
 
 	pthread_t thread;
 	bool thread_started;
@@ -176,6 +185,14 @@ static int stat_socket(const struct csi *csi, struct stat *st)
 	return stat(csi->address.path, st);
 }
 
+/* Records which socket file the channel dials now. */
+static void remember_socket(struct csi *csi, const struct stat *st)
+{
+	csi->socket_dev = st->st_dev;
+	csi->socket_ino = st->st_ino;
+	csi->socket_ctime = st->st_ctim;
+}
+
 static int channel_open(struct csi *csi, char *errbuf, size_t errlen)
 {
 	if (csi->address.kind == CSI_ADDRESS_NEVER)
@@ -210,10 +227,8 @@ static int channel_open(struct csi *csi, char *errbuf, size_t errlen)
 	struct stat st;
 	csi->socket_dev = 0;
 	csi->socket_ino = 0;
-	if (csi->address.kind == CSI_ADDRESS_UNIX && stat_socket(csi, &st) == 0) {
-		csi->socket_dev = st.st_dev;
-		csi->socket_ino = st.st_ino;
-	}
+	if (csi->address.kind == CSI_ADDRESS_UNIX && stat_socket(csi, &st) == 0)
+		remember_socket(csi, &st);
 	return 0;
 }
 
@@ -248,7 +263,7 @@ static void call_free(struct csi_call *c)
  * DEADLINE_EXCEEDED at the deadline, as upstream answers it.
  */
 static int call_start(struct csi *csi, enum op_kind kind, const char *method,
-                      const ProtobufCMessage *req, int64_t deadline_ns)
+                      const ProtobufCMessage *req, int64_t deadline_ns, bool retry)
 {
 	struct csi_call *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -259,8 +274,10 @@ static int call_start(struct csi *csi, enum op_kind kind, const char *method,
 	grpc_metadata_array_init(&c->initial_md);
 	grpc_metadata_array_init(&c->trailing_md);
 	c->start_ns = csi_now_ns();
-	c->ready_at_start =
-	        grpc_channel_check_connectivity_state(csi->channel, 1) == GRPC_CHANNEL_READY;
+	c->deadline_ns = deadline_ns;
+	c->retried = retry;
+	/* Ask the channel to connect now if it is idle; the call waits for it. */
+	grpc_channel_check_connectivity_state(csi->channel, 1);
 
 	uint8_t packed[64];
 	size_t len = protobuf_c_message_pack(req, packed); /* empty requests: 0 bytes */
@@ -334,6 +351,27 @@ static void copy_details(const struct csi_call *c, char *out, size_t len)
 	out[n] = '\0';
 }
 
+static bool channel_ready(struct csi *csi)
+{
+	return csi->channel &&
+	       grpc_channel_check_connectivity_state(csi->channel, 0) == GRPC_CHANNEL_READY;
+}
+
+/*
+ * The connection broke under the call (the driver died as it was sent):
+ * upstream would have dialled anew and found nobody, so the probe is sent
+ * once more on a fresh channel within the same deadline. A broken
+ * transport shows as UNAVAILABLE with the channel no longer READY (gRPC
+ * labels "Transport closed" as received from the peer, so that label does
+ * not tell); a driver answering UNAVAILABLE itself leaves the channel READY.
+ */
+static bool broken_under_call(struct csi *csi, const struct csi_call *c, bool success)
+{
+	return success && c->kind == OP_PROBE && !c->retried &&
+	       c->status == GRPC_STATUS_UNAVAILABLE && !channel_ready(csi) &&
+	       csi_now_ns() < c->deadline_ns;
+}
+
 /*
  * Fills r from a finished Probe. Decoding failures become INTERNAL, as a Go
  * client reports an unparsable reply; an OK status needs a message.
@@ -348,11 +386,20 @@ static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bo
 	copy_details(c, r->message, sizeof(r->message));
 	r->connected = true;
 
-	if (r->code == GRPC_STATUS_DEADLINE_EXCEEDED) {
-		/* Never connected in time: upstream's dial fails with the bare context error. */
-		bool ready_now = csi->channel && grpc_channel_check_connectivity_state(
-		                                         csi->channel, 0) == GRPC_CHANNEL_READY;
-		r->connected = c->ready_at_start || ready_now;
+	/*
+	 * A deadline status at (or after) our deadline is the deadline, whoever
+	 * noticed it first (the driver's gRPC server knows it too). Earlier, the
+	 * driver itself answered DEADLINE_EXCEEDED and its message stands.
+	 */
+	bool own_deadline = csi_now_ns() >= c->deadline_ns - OWN_DEADLINE_SLACK_NS;
+	if (r->code == GRPC_STATUS_DEADLINE_EXCEEDED && own_deadline) {
+		/*
+		 * Connected means a live connection to the driver exists now: then
+		 * the driver is slow or hung (or stopped). Otherwise no connection
+		 * was made in time, and upstream's dial fails with the bare context
+		 * error.
+		 */
+		r->connected = channel_ready(csi);
 		snprintf(r->message, sizeof(r->message), "context deadline exceeded");
 		if (!r->connected) {
 			r->code = GRPC_STATUS_UNAVAILABLE;
@@ -379,6 +426,8 @@ static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bo
 	}
 	if (r->code != GRPC_STATUS_OK)
 		format_rpc_error(r->error, sizeof(r->error), r->code, r->message);
+	LOG_INFO_V(6, "Probe finished", "status", r->error, "detail",
+	           c->error_string ? c->error_string : "");
 }
 
 static void info_from_call(const struct csi_call *c, bool success, struct csi_plugin_info *info)
@@ -414,6 +463,29 @@ static void info_from_call(const struct csi_call *c, bool success, struct csi_pl
 static void finish_call(struct csi *csi, struct csi_call *c, bool success)
 {
 	csi->in_flight = NULL;
+	if (broken_under_call(csi, c, success)) {
+		Csi__V1__ProbeRequest req = CSI__V1__PROBE_REQUEST__INIT;
+		int64_t start = c->start_ns, deadline = c->deadline_ns;
+		LOG_INFO_V(5, "Connection to the CSI driver broke, probing again", "err",
+		           c->error_string ? c->error_string : "");
+		call_free(c);
+		/* A fresh channel: the old one may still hand out the dying transport. */
+		char err[256];
+		channel_close(csi);
+		if (channel_open(csi, err, sizeof(err)) == 0 &&
+		    call_start(csi, OP_PROBE, METHOD_PROBE, &req.base, deadline, true) == 0) {
+			csi->in_flight->start_ns = start;
+			return;
+		}
+		struct csi_probe_result r;
+		memset(&r, 0, sizeof(r));
+		r.code = GRPC_STATUS_UNAVAILABLE;
+		r.ready = -1;
+		snprintf(r.message, sizeof(r.message), "context deadline exceeded");
+		snprintf(r.error, sizeof(r.error), "context deadline exceeded");
+		csi->probe_cb(&r, csi->cb_arg);
+		return;
+	}
 	if (c->kind == OP_PROBE) {
 		struct csi_probe_result r;
 		probe_result_from_call(csi, c, success, &r);
@@ -434,10 +506,8 @@ static void finish_call(struct csi *csi, struct csi_call *c, bool success)
 			event_del(csi->still_timer);
 		if (info.code == GRPC_STATUS_OK && csi->address.kind == CSI_ADDRESS_UNIX) {
 			struct stat st;
-			if (stat_socket(csi, &st) == 0) {
-				csi->socket_dev = st.st_dev;
-				csi->socket_ino = st.st_ino;
-			}
+			if (stat_socket(csi, &st) == 0)
+				remember_socket(csi, &st);
 		}
 		csi->info_cb(&info, csi->cb_arg);
 	}
@@ -535,7 +605,7 @@ void csi_start(struct csi *csi, csi_info_cb cb, void *arg)
 	if (csi->address.kind == CSI_ADDRESS_NEVER)
 		return; /* waits forever, as upstream does for an unusable target */
 	Csi__V1__GetPluginInfoRequest req = CSI__V1__GET_PLUGIN_INFO_REQUEST__INIT;
-	if (call_start(csi, OP_INFO, METHOD_INFO, &req.base, INT64_MAX) < 0)
+	if (call_start(csi, OP_INFO, METHOD_INFO, &req.base, INT64_MAX, false) < 0)
 		LOG_E("Cannot start GetPluginInfo", "address", csi->address.display);
 }
 
@@ -557,8 +627,9 @@ static bool socket_still_there(struct csi *csi)
 	struct stat st;
 	if (stat_socket(csi, &st) < 0)
 		return false;
-	if (csi->socket_ino != 0 &&
-	    (st.st_ino != csi->socket_ino || st.st_dev != csi->socket_dev)) {
+	if (csi->socket_ino != 0 && (st.st_ino != csi->socket_ino || st.st_dev != csi->socket_dev ||
+	                             st.st_ctim.tv_sec != csi->socket_ctime.tv_sec ||
+	                             st.st_ctim.tv_nsec != csi->socket_ctime.tv_nsec)) {
 		/* The driver restarted: its new socket gets a fresh channel at once. */
 		char err[256];
 		LOG_INFO_V(4, "CSI socket replaced, reconnecting", "address", csi->address.display);
@@ -568,8 +639,10 @@ static bool socket_still_there(struct csi *csi)
 			return false;
 		}
 	}
-	csi->socket_dev = st.st_dev;
-	csi->socket_ino = st.st_ino;
+	remember_socket(csi, &st);
+	/* Not connected: try now rather than when the backoff says. */
+	if (grpc_channel_check_connectivity_state(csi->channel, 0) != GRPC_CHANNEL_READY)
+		grpc_channel_reset_connect_backoff(csi->channel);
 	return true;
 }
 
@@ -589,7 +662,7 @@ int csi_probe(struct csi *csi, int64_t deadline_ns, csi_probe_cb cb, void *arg)
 		return evtimer_add(csi->missing_timer, &tv);
 	}
 	Csi__V1__ProbeRequest req = CSI__V1__PROBE_REQUEST__INIT;
-	return call_start(csi, OP_PROBE, METHOD_PROBE, &req.base, deadline_ns);
+	return call_start(csi, OP_PROBE, METHOD_PROBE, &req.base, deadline_ns, false);
 }
 
 void csi_free(struct csi *csi)

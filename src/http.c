@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -106,6 +107,15 @@ static void reply(struct evhttp_request *req, int status, const char *reason, co
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	char clen[32];
 	snprintf(clen, sizeof(clen), "%zu", len);
+	/* Go dates every answer; libevent only HTTP/1.1 ones. */
+	if (!evhttp_find_header(h, "Date")) {
+		char date[64];
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		evhttp_add_header(h, "Date", date);
+	}
 	evhttp_remove_header(h, "Content-Length");
 	evhttp_add_header(h, "Content-Length", clen);
 	struct evbuffer *buf = evbuffer_new();
