@@ -16,7 +16,7 @@ static int testing_checks;
 		testing_checks++;                                                                  \
 		if (!(cond)) {                                                                     \
 			testing_failures++;                                                        \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);  \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
 		}                                                                                  \
 	} while (0)
 
@@ -24,10 +24,10 @@ static int testing_checks;
 	do {                                                                                       \
 		const char *g_ = (got), *w_ = (want);                                              \
 		testing_checks++;                                                                  \
-		if (g_ == NULL || w_ == NULL ? g_ != w_ : strcmp(g_, w_) != 0) {                  \
+		if (g_ == NULL || w_ == NULL ? g_ != w_ : strcmp(g_, w_) != 0) {                   \
 			testing_failures++;                                                        \
-			fprintf(stderr, "%s:%d: %s: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, \
-				#got, g_ ? g_ : "(null)", w_ ? w_ : "(null)");                    \
+			fprintf(stderr, "%s:%d: %s: got \"%s\", want \"%s\"\n", __FILE__,          \
+			        __LINE__, #got, g_ ? g_ : "(null)", w_ ? w_ : "(null)");           \
 		}                                                                                  \
 	} while (0)
 
@@ -37,8 +37,8 @@ static int testing_checks;
 		testing_checks++;                                                                  \
 		if (g_ != w_) {                                                                    \
 			testing_failures++;                                                        \
-			fprintf(stderr, "%s:%d: %s: got %lld, want %lld\n", __FILE__, __LINE__, #got, \
-				g_, w_);                                                           \
+			fprintf(stderr, "%s:%d: %s: got %lld, want %lld\n", __FILE__, __LINE__,    \
+			        #got, g_, w_);                                                     \
 		}                                                                                  \
 	} while (0)
 
