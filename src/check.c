@@ -60,16 +60,6 @@ struct check {
 
 static void handle_step(struct check *c, const struct policy_step *s);
 
-static void fill_deadline_result(struct csi_probe_result *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->connected = false;
-	r->code = 14; /* UNAVAILABLE: no connection was made in time */
-	r->ready = -1;
-	snprintf(r->message, sizeof(r->message), "context deadline exceeded");
-	snprintf(r->error, sizeof(r->error), "context deadline exceeded");
-}
-
 /* Logs the one line a failed check gets, with upstream's wording where it applies. */
 static void log_verdict(struct check *c, const struct policy_step *s)
 {
@@ -210,14 +200,14 @@ static void do_probe(struct check *c, double seconds)
 	if (deadline <= now || timeout <= 0) {
 		/* No time left (or --probe-timeout <= 0): fails at once, as upstream. */
 		struct csi_probe_result r;
-		fill_deadline_result(&r);
+		csi_unreachable_result(&r, 0);
 		deliver_soon(c, &r);
 		return;
 	}
 	LOG_INFO_V(5, "Sending probe request to CSI driver", "driver", c->driver);
 	if (csi_probe(c->csi, deadline, on_probe_result, c) < 0) {
 		struct csi_probe_result r;
-		fill_deadline_result(&r);
+		csi_unreachable_result(&r, 0);
 		deliver_soon(c, &r);
 	}
 }

@@ -334,6 +334,17 @@ static uint8_t *read_reply(grpc_byte_buffer *buf, size_t *len)
 	return bytes;
 }
 
+void csi_unreachable_result(struct csi_probe_result *r, double seconds)
+{
+	memset(r, 0, sizeof(*r));
+	r->connected = false;
+	r->code = GRPC_STATUS_UNAVAILABLE;
+	r->ready = -1;
+	r->seconds = seconds;
+	snprintf(r->message, sizeof(r->message), "context deadline exceeded");
+	snprintf(r->error, sizeof(r->error), "context deadline exceeded");
+}
+
 /* Upstream's error text for a status: "rpc error: code = X desc = Y". */
 static void format_rpc_error(char *out, size_t len, int code, const char *message)
 {
@@ -399,13 +410,11 @@ static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bo
 		 * was made in time, and upstream's dial fails with the bare context
 		 * error.
 		 */
-		r->connected = channel_ready(csi);
-		snprintf(r->message, sizeof(r->message), "context deadline exceeded");
-		if (!r->connected) {
-			r->code = GRPC_STATUS_UNAVAILABLE;
-			snprintf(r->error, sizeof(r->error), "context deadline exceeded");
+		if (!channel_ready(csi)) {
+			csi_unreachable_result(r, r->seconds);
 			return;
 		}
+		snprintf(r->message, sizeof(r->message), "context deadline exceeded");
 	}
 	if (r->code == GRPC_STATUS_OK) {
 		size_t len = 0;
@@ -478,11 +487,7 @@ static void finish_call(struct csi *csi, struct csi_call *c, bool success)
 			return;
 		}
 		struct csi_probe_result r;
-		memset(&r, 0, sizeof(r));
-		r.code = GRPC_STATUS_UNAVAILABLE;
-		r.ready = -1;
-		snprintf(r.message, sizeof(r.message), "context deadline exceeded");
-		snprintf(r.error, sizeof(r.error), "context deadline exceeded");
+		csi_unreachable_result(&r, (double)(csi_now_ns() - start) / 1e9);
 		csi->probe_cb(&r, csi->cb_arg);
 		return;
 	}
@@ -528,13 +533,7 @@ static void on_missing_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct csi *csi = arg;
 	struct csi_probe_result r;
-	memset(&r, 0, sizeof(r));
-	r.connected = false;
-	r.code = GRPC_STATUS_UNAVAILABLE;
-	r.ready = -1;
-	r.seconds = (double)(csi_now_ns() - csi->missing_start_ns) / 1e9;
-	snprintf(r.message, sizeof(r.message), "context deadline exceeded");
-	snprintf(r.error, sizeof(r.error), "context deadline exceeded");
+	csi_unreachable_result(&r, (double)(csi_now_ns() - csi->missing_start_ns) / 1e9);
 	csi->probe_cb(&r, csi->cb_arg);
 }
 

@@ -48,6 +48,13 @@ struct csi_probe_result {
 typedef void (*csi_probe_cb)(const struct csi_probe_result *result, void *arg);
 
 /*
+ * The result of a probe that made no connection in time (socket missing,
+ * refused, silent, or no time at all): UNAVAILABLE with upstream's bare
+ * "context deadline exceeded".
+ */
+void csi_unreachable_result(struct csi_probe_result *r, double seconds);
+
+/*
  * GetPluginInfo's outcome. On success code is 0 and name non-empty; on
  * failure error holds upstream's text ("rpc error: code = ..." or
  * "driver name is empty").
