@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <zlib.h>
 
 #include "check.h"
 #include "log.h"
@@ -222,6 +223,49 @@ static void serve_healthz(struct http_server *s, struct evhttp_request *req)
 	}
 }
 
+/* True when the client's Accept-Encoding lists gzip (with a q other than 0). */
+static bool accepts_gzip(struct evhttp_request *req)
+{
+	const char *ae =
+	        evhttp_find_header(evhttp_request_get_input_headers(req), "Accept-Encoding");
+	for (const char *p = ae; p && (p = strstr(p, "gzip")) != NULL; p += 4) {
+		const char *q = p + 4;
+		while (*q == ' ')
+			q++;
+		if (strncmp(q, ";q=0", 4) == 0 && strspn(q + 4, ".0") == strcspn(q + 4, ", "))
+			continue; /* "gzip;q=0" refuses it */
+		return true;
+	}
+	return false;
+}
+
+/* Gzips text into a malloc'd buffer; NULL on failure (then send it plain). */
+static unsigned char *gzip_text(const unsigned char *text, size_t len, size_t *out_len)
+{
+	z_stream z;
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+	    Z_OK)
+		return NULL;
+	uLong bound = deflateBound(&z, (uLong)len);
+	unsigned char *out = malloc(bound);
+	if (out) {
+		z.next_in = (unsigned char *)text;
+		z.avail_in = (uInt)len;
+		z.next_out = out;
+		z.avail_out = (uInt)bound;
+		if (deflate(&z, Z_FINISH) == Z_STREAM_END) {
+			*out_len = z.total_out;
+		} else {
+			free(out);
+			out = NULL;
+		}
+	}
+	deflateEnd(&z);
+	return out;
+}
+
+/* The exposition, gzipped when asked for, as the Prometheus Go client does. */
 static void serve_metrics(struct http_server *s, struct evhttp_request *req)
 {
 	struct evbuffer *buf = evbuffer_new();
@@ -233,11 +277,15 @@ static void serve_metrics(struct http_server *s, struct evhttp_request *req)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	size_t len = evbuffer_get_length(buf);
-	char *text = malloc(len + 1);
-	if (text) {
-		evbuffer_remove(buf, text, len);
-		reply(req, 200, "OK", text, len);
-		free(text);
+	const unsigned char *text = evbuffer_pullup(buf, -1);
+	size_t zlen = 0;
+	unsigned char *zipped = text && accepts_gzip(req) ? gzip_text(text, len, &zlen) : NULL;
+	if (zipped) {
+		evhttp_add_header(h, "Content-Encoding", "gzip");
+		reply(req, 200, "OK", (const char *)zipped, zlen);
+		free(zipped);
+	} else if (text || len == 0) {
+		reply(req, 200, "OK", (const char *)text, len);
 	} else {
 		evhttp_send_error(req, 500, "out of memory");
 	}
