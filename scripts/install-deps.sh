@@ -13,7 +13,8 @@ STATIC="libc-ares-dev zlib1g-dev libabsl-dev libssl-dev libre2-dev"
 # Tests: Lua interpreter + busted for policy specs; python3 drives the
 # end-to-end tests (standard library only); curl for the demo; valgrind and
 # clang's sanitizer runtime for the checked builds; procps for ps in bench.
-TEST="lua5.4 lua-busted python3 curl valgrind clang clang-format libclang-rt-14-dev procps iproute2"
+# prometheus brings promtool and a real server for the metrics tests.
+TEST="lua5.4 lua-busted python3 curl valgrind clang clang-format libclang-rt-14-dev procps iproute2 prometheus"
 
 # Benchmark: wrk drives the load (bench/run.sh).
 BENCH="wrk curl procps"
