@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -271,9 +272,20 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* --check-policy: validate and exit, without touching a driver. */
+/* --check-policy's guard against a load stuck inside C code (no hook can stop it). */
+static void on_check_alarm(int sig)
+{
+	static const char msg[] = "policy: loading did not finish within 5 s\n";
+	ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)n;
+	_exit(1);
+}
+
 static int check_policy_only(const struct config *cfg, const struct policy_limits *limits)
 {
 	char err[2048];
+	signal(SIGALRM, on_check_alarm);
+	alarm(5);
 	struct policy *p = load_policy_file(cfg->check_policy_file, limits, err, sizeof(err));
 	if (!p) {
 		fprintf(stderr, "%s\n", err);
