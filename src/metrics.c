@@ -384,8 +384,11 @@ static void render_own(struct metrics *m, struct evbuffer *out)
 	evbuffer_add_printf(out, "livenessprobe_checks_total{result=\"unhealthy\"}");
 	put_value(out, (double)m->checks_unhealthy);
 
-	put_family(out, "livenessprobe_policy_fallbacks_total", "counter",
-	           "Checks answered by the built-in policy because the policy failed, by reason.");
+	/* A family with no series yet is left out, as the Go client does. */
+	if (m->nfallbacks)
+		put_family(out, "livenessprobe_policy_fallbacks_total", "counter",
+		           "Checks answered by the built-in policy because the policy failed, by "
+		           "reason.");
 	/* Sorted by label value, as the Go client sorts series. */
 	for (size_t i = 1; i < m->nfallbacks; i++)
 		for (size_t j = i;
@@ -399,6 +402,18 @@ static void render_own(struct metrics *m, struct evbuffer *out)
 		                    m->fallbacks[i].label);
 		put_value(out, (double)m->fallbacks[i].value);
 	}
+
+	put_family(out, "livenessprobe_policy_memory_bytes", "gauge",
+	           "Bytes held by the Lua state of the policy that decides, after its last check.");
+	evbuffer_add_printf(out, "livenessprobe_policy_memory_bytes");
+	put_value(out, (double)m->policy_memory);
+
+	put_family(out, "livenessprobe_policy_reloads_total", "counter",
+	           "Policy reloads, by result; a failed reload keeps the previous policy.");
+	evbuffer_add_printf(out, "livenessprobe_policy_reloads_total{result=\"failure\"}");
+	put_value(out, (double)m->reloads_failed);
+	evbuffer_add_printf(out, "livenessprobe_policy_reloads_total{result=\"success\"}");
+	put_value(out, (double)m->reloads_ok);
 
 	put_family(out, "livenessprobe_requests_coalesced_total", "counter",
 	           "/healthz requests answered by joining a check already in flight.");

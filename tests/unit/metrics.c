@@ -342,6 +342,86 @@ static void test_render_own_families(void)
 	metrics_free(m);
 }
 
+/*
+ * DESIGN.md "Metrics": the policy families. The memory gauge shows the last
+ * value set; reloads count by result. Families stay sorted by name:
+ * ..._policy_fallbacks_total < ..._policy_memory_bytes <
+ * ..._policy_reloads_total < ..._requests_coalesced_total.
+ */
+static void test_render_policy_families(void)
+{
+	struct metrics *m = metrics_new();
+	metrics_count_fallback(m, "timeout");
+	metrics_set_policy_memory(m, 4096);
+	metrics_set_policy_memory(m, 123456);
+	metrics_count_reload(m, true);
+	metrics_count_reload(m, true);
+	metrics_count_reload(m, false);
+	char *text = render(m);
+
+	static const char *const samples[] = {
+	        "\n# TYPE livenessprobe_policy_memory_bytes gauge\n"
+	        "livenessprobe_policy_memory_bytes 123456\n",
+	        "\n# TYPE livenessprobe_policy_reloads_total counter\n"
+	        "livenessprobe_policy_reloads_total{result=\"failure\"} 1\n"
+	        "livenessprobe_policy_reloads_total{result=\"success\"} 2\n",
+	};
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		if (!strstr(text, samples[i]))
+			fprintf(stderr, "missing block:\n%s", samples[i]);
+		CHECK(strstr(text, samples[i]) != NULL);
+	}
+	static const char *const order[] = {
+	        "# TYPE livenessprobe_checks_total ",
+	        "# TYPE livenessprobe_policy_fallbacks_total ",
+	        "# TYPE livenessprobe_policy_memory_bytes ",
+	        "# TYPE livenessprobe_policy_reloads_total ",
+	        "# TYPE livenessprobe_requests_coalesced_total ",
+	        "# TYPE process_cpu_seconds_total ",
+	};
+	const char *prev = NULL;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		const char *at = strstr(text, order[i]);
+		if (!at)
+			fprintf(stderr, "missing family: %s\n", order[i]);
+		CHECK(at != NULL);
+		if (at && prev)
+			CHECK(at > prev);
+		if (at)
+			prev = at;
+	}
+	free(text);
+	metrics_free(m);
+}
+
+/*
+ * The Prometheus Go client leaves a family without series out of the
+ * exposition: every HELP line is followed by its TYPE line and at least one
+ * sample of that family.
+ */
+static void test_render_no_empty_families(void)
+{
+	struct metrics *m = metrics_new();
+	metrics_observe_rpc(m, "d", "/csi.v1.Identity/Probe", 0, 0.5);
+	char *text = render(m);
+	for (const char *help = strstr(text, "# HELP "); help;
+	     help = strstr(help + 1, "\n# HELP ")) {
+		if (help[0] == '\n')
+			help++;
+		char name[128];
+		if (sscanf(help, "# HELP %127s", name) != 1)
+			break;
+		const char *type = strchr(help, '\n');
+		const char *sample = type ? strchr(type + 1, '\n') : NULL;
+		bool ok = sample && strncmp(sample + 1, name, strlen(name)) == 0;
+		if (!ok)
+			fprintf(stderr, "family without samples: %s\n", name);
+		CHECK(ok);
+	}
+	free(text);
+	metrics_free(m);
+}
+
 int main(void)
 {
 	test_float_integers();
@@ -353,6 +433,8 @@ int main(void)
 	test_render_large_count();
 	test_render_label_escaping();
 	test_render_own_families();
+	test_render_policy_families();
+	test_render_no_empty_families();
 	test_render_empty(); /* last: it aborts a UBSan build (qsort of a NULL array) */
 	return testing_result("metrics");
 }
