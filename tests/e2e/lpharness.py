@@ -720,3 +720,96 @@ def run_parallel(fn, n, timeout=30.0):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ---------------------------------------------------------------------------
+# Helpers for the policy tests (test_policies.py, test_examples.py)
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid):
+    """Pids of the live children of pid (e.g. the daemon's policy worker)."""
+    out = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(name))
+    return sorted(out)
+
+
+def cpu_ticks(pid, reaped=False):
+    """utime + stime of pid in clock ticks, or None if it is gone.
+
+    reaped=True adds cutime + cstime: what its children that it has
+    waited for used.
+    """
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = [int(x) for x in stat[stat.rindex(")") + 2:].split()[11:15]]
+    return sum(fields) if reaped else fields[0] + fields[1]
+
+
+def cpu_share(pids, seconds=1.0):
+    """Fraction of one core used over seconds by pids and their children.
+
+    pids: one pid or a list. A child that ends inside the window and is
+    reaped counts through its parent's cutime/cstime (its whole life: an
+    overestimate, never an underestimate).
+    """
+    tops = [pids] if isinstance(pids, int) else list(pids)
+
+    def sample():
+        out = {p: cpu_ticks(p, reaped=True) for p in tops}
+        for p in tops:
+            for c in child_pids(p):
+                out[c] = cpu_ticks(c)
+        return out
+
+    start = sample()
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    end = sample()
+    elapsed = time.monotonic() - t0
+    used = 0
+    for p, ticks in end.items():
+        if ticks is not None:
+            used += ticks - (start.get(p) or 0)
+    return used / CLOCK_TICKS / elapsed
+
+
+def rss_kib_of(pid):
+    """VmRSS of pid in KiB, or None if it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def parse_metrics(text):
+    """{'name{labels}': value} of a Prometheus text exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        out[key] = float(value)
+    return out

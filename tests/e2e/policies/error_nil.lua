@@ -1,0 +1,6 @@
+-- Hostile: raises nil.
+local policy = {}
+function policy.check(ctx)
+  error(nil)
+end
+return policy

@@ -1,0 +1,6 @@
+-- Hostile: check returns nothing.
+local policy = {}
+function policy.check(ctx)
+  ctx.probe()
+end
+return policy
