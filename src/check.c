@@ -93,10 +93,10 @@ static void update_memory_metric(struct check *c)
 	                          c->worker ? worker_memory(c->worker) : policy_memory(c->builtin));
 }
 
-static void answer(struct check *c, bool healthy, int status, const char *body)
+static void answer(struct check *c, bool healthy, int status, const char *body, size_t body_len)
 {
 	struct check_verdict v = {
-	        .healthy = healthy, .status = status, .body = body, .body_len = strlen(body)};
+	        .healthy = healthy, .status = status, .body = body, .body_len = body_len};
 	struct check_waiter *w = c->waiters;
 	c->waiters = NULL;
 	c->running = false;
@@ -134,7 +134,7 @@ static void fallback(struct check *c, const struct policy_step *s)
 	metrics_count_fallback(c->metrics, s->reason);
 	if (!c->on_worker) {
 		/* The built-in policy itself failed: nothing left to ask. */
-		answer(c, false, 500, "policy failure");
+		answer(c, false, 500, "policy failure", strlen("policy failure"));
 		return;
 	}
 	if (c->have_last) {
@@ -193,7 +193,11 @@ static void do_probe(struct check *c, double seconds)
 		return;
 	}
 	int64_t now = csi_now_ns();
-	int64_t timeout = seconds > 0 ? (int64_t)(seconds * 1e9) : c->options.probe_timeout_ns;
+	/* A timeout past the check's end (even math.huge) is capped by the check deadline. */
+	int64_t timeout = c->options.probe_timeout_ns;
+	if (seconds > 0)
+		timeout = seconds * 1e9 < (double)(c->deadline_ns - now) ? (int64_t)(seconds * 1e9)
+		                                                         : c->deadline_ns - now;
 	int64_t deadline = now + timeout;
 	if (deadline > c->deadline_ns)
 		deadline = c->deadline_ns;
@@ -227,7 +231,7 @@ static void handle_step(struct check *c, const struct policy_step *s)
 	}
 	case POLICY_STEP_DONE:
 		log_verdict(c, s);
-		answer(c, s->healthy, s->status, s->body);
+		answer(c, s->healthy, s->status, s->body, s->body_len);
 		policy_step_clear(&c->step);
 		break;
 	case POLICY_STEP_FAILED:
@@ -311,7 +315,8 @@ void check_free(struct check *c)
 		return;
 	policy_abandon(c->builtin);
 	if (c->waiters)
-		answer(c, false, 500, "livenessprobe is shutting down");
+		answer(c, false, 500, "livenessprobe is shutting down",
+		       strlen("livenessprobe is shutting down"));
 	swap_worker(c);
 	worker_free(c->worker);
 	policy_step_clear(&c->step);

@@ -100,14 +100,14 @@ static void set_text_type(struct evhttp_request *req)
 
 /*
  * Sends status + body. HEAD gets the same headers, Content-Length included
- * (as Go sends it), and no body.
+ * (as Go sends it), and no body. 204 and 304 never carry a body (HTTP
+ * forbids it; a policy may still pick those statuses).
  */
 static void reply(struct evhttp_request *req, int status, const char *reason, const char *body,
                   size_t len)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	char clen[32];
-	snprintf(clen, sizeof(clen), "%zu", len);
+	bool bodyless = status == 204 || status == 304;
 	/* Go dates every answer; libevent only HTTP/1.1 ones. */
 	if (!evhttp_find_header(h, "Date")) {
 		char date[64];
@@ -118,9 +118,13 @@ static void reply(struct evhttp_request *req, int status, const char *reason, co
 		evhttp_add_header(h, "Date", date);
 	}
 	evhttp_remove_header(h, "Content-Length");
-	evhttp_add_header(h, "Content-Length", clen);
+	if (!bodyless) {
+		char clen[32];
+		snprintf(clen, sizeof(clen), "%zu", len);
+		evhttp_add_header(h, "Content-Length", clen);
+	}
 	struct evbuffer *buf = evbuffer_new();
-	if (buf && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
+	if (buf && !bodyless && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
 		evbuffer_add(buf, body, len);
 	evhttp_send_reply(req, status, reason, buf);
 	if (buf)

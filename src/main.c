@@ -38,6 +38,9 @@ struct daemon {
 	size_t custom_len;
 	char *failed_source; /* the text whose reload failed last: not tried again */
 	size_t failed_len;
+	struct worker *reloading; /* a reload's worker, loading */
+	char *reload_source;
+	size_t reload_len;
 	struct policy_limits limits;
 	struct watch *watch;
 	char driver_name[256], driver_vendor[256];
@@ -101,60 +104,55 @@ static struct policy *load_policy_file(const char *path, const struct policy_lim
 }
 
 /*
- * Reads the policy file and starts a worker running it. On success the
- * source text is returned through *source (the caller keeps it).
+ * Reads the policy file into *source (kept by the caller on success) and
+ * fills the worker options for it. chunkname must hold PATH_MAX + 2 bytes.
  */
-static struct worker *start_policy_worker(struct daemon *d, char **source, size_t *len,
-                                          char *errbuf, size_t errlen)
+static int policy_options(struct daemon *d, struct worker_options *opts, char *chunkname,
+                          size_t chunklen, char **source, size_t *len, char *errbuf, size_t errlen)
 {
 	*source = read_file(d->cfg.policy_file, len, errbuf, errlen);
 	if (!*source)
-		return NULL;
-	char chunkname[4200];
-	snprintf(chunkname, sizeof(chunkname), "@%s", d->cfg.policy_file);
-	struct worker_options opts = {.source = *source,
-	                              .source_len = *len,
-	                              .chunkname = chunkname,
-	                              .limits = d->limits,
-	                              .verbosity = d->cfg.verbosity,
-	                              .log_format = d->cfg.log_format};
-	struct worker *w = worker_new(d->base, &opts, errbuf, errlen);
-	if (!w) {
-		free(*source);
-		*source = NULL;
-	}
-	return w;
+		return -1;
+	snprintf(chunkname, chunklen, "@%s", d->cfg.policy_file);
+	*opts = (struct worker_options){.source = *source,
+	                                .source_len = *len,
+	                                .chunkname = chunkname,
+	                                .limits = d->limits,
+	                                .verbosity = d->cfg.verbosity,
+	                                .log_format = d->cfg.log_format};
+	return 0;
 }
 
-/*
- * Reload (file change or SIGHUP): a new worker is swapped in only if the
- * policy loads; otherwise the old one stays and the error is logged and
- * counted. A change notice for unchanged text is ignored; SIGHUP always
- * reloads (and so starts ctx.state afresh).
- */
-static void reload_policy(struct daemon *d, bool forced)
+/* Start-up: the policy must load before anything else happens. */
+static struct worker *start_policy_worker(struct daemon *d, char *errbuf, size_t errlen)
 {
-	char err[2048];
-	size_t len = 0;
-	char *source = NULL;
-	if (!forced) {
-		/* Other files in the directory change too: only new text counts. */
-		char *text = read_file(d->cfg.policy_file, &len, err, sizeof(err));
-		bool same = text && d->custom_source && len == d->custom_len &&
-		            memcmp(text, d->custom_source, len) == 0;
-		bool failed_before = text && d->failed_source && len == d->failed_len &&
-		                     memcmp(text, d->failed_source, len) == 0;
-		free(text);
-		if (same || failed_before)
-			return;
-	}
-	struct worker *w = start_policy_worker(d, &source, &len, err, sizeof(err));
-	if (!w) {
+	struct worker_options opts;
+	char chunkname[4200];
+	if (policy_options(d, &opts, chunkname, sizeof(chunkname), &d->custom_source,
+	                   &d->custom_len, errbuf, errlen) < 0)
+		return NULL;
+	return worker_new(d->base, &opts, errbuf, errlen);
+}
+
+static bool same_text(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return a && b && alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* A reload's new worker answered: swap it in, or keep the old policy. */
+static void on_reload_loaded(struct worker *w, const char *error, void *arg)
+{
+	struct daemon *d = arg;
+	d->reloading = NULL;
+	if (error) {
 		LOG_E("Policy reload failed, keeping the previous policy", "policy",
-		      d->cfg.policy_file, "err", err);
+		      d->cfg.policy_file, "err", error);
 		metrics_count_reload(d->metrics, false);
+		worker_free(w);
 		free(d->failed_source);
-		d->failed_source = read_file(d->cfg.policy_file, &d->failed_len, err, sizeof(err));
+		d->failed_source = d->reload_source;
+		d->failed_len = d->reload_len;
+		d->reload_source = NULL;
 		return;
 	}
 	if (d->check) {
@@ -165,10 +163,49 @@ static void reload_policy(struct daemon *d, bool forced)
 		d->custom = w;
 	}
 	free(d->custom_source);
-	d->custom_source = source;
-	d->custom_len = len;
+	d->custom_source = d->reload_source;
+	d->custom_len = d->reload_len;
+	d->reload_source = NULL;
 	metrics_count_reload(d->metrics, true);
 	LOG_I("Policy reloaded", "policy", d->cfg.policy_file);
+}
+
+/*
+ * Reload (file change or SIGHUP): the new text loads in a new worker while
+ * the old policy keeps answering; it is swapped in only if it loads,
+ * otherwise the old one stays and the error is logged and counted. A change
+ * notice for text already running (or already refused) is ignored; SIGHUP
+ * always reloads (and so starts ctx.state afresh).
+ */
+static void reload_policy(struct daemon *d, bool forced)
+{
+	char err[2048];
+	struct worker_options opts;
+	char chunkname[4200];
+	char *source = NULL;
+	size_t len = 0;
+	if (policy_options(d, &opts, chunkname, sizeof(chunkname), &source, &len, err,
+	                   sizeof(err)) < 0) {
+		LOG_E("Policy reload failed, keeping the previous policy", "policy",
+		      d->cfg.policy_file, "err", err);
+		metrics_count_reload(d->metrics, false);
+		return;
+	}
+	if (!forced &&
+	    (same_text(source, len, d->custom_source, d->custom_len) ||
+	     same_text(source, len, d->failed_source, d->failed_len) ||
+	     (d->reloading && same_text(source, len, d->reload_source, d->reload_len)))) {
+		free(source);
+		return;
+	}
+	/* A newer text replaces a load still in progress. */
+	worker_free(d->reloading);
+	free(d->reload_source);
+	d->reload_source = source;
+	d->reload_len = len;
+	d->reloading = worker_load(d->base, &opts, on_reload_loaded, d, err, sizeof(err));
+	if (!d->reloading)
+		on_reload_loaded(NULL, err, d);
 }
 
 static void on_policy_changed(void *arg)
@@ -309,6 +346,8 @@ static void cleanup(struct daemon *d)
 	worker_free(d->custom);
 	free(d->custom_source);
 	free(d->failed_source);
+	worker_free(d->reloading);
+	free(d->reload_source);
 	policy_free(d->builtin);
 	metrics_free(d->metrics);
 	if (d->sig_term)
@@ -387,8 +426,7 @@ int main(int argc, char **argv)
 	}
 	/* The worker is spawned before gRPC starts (GRPC-NOTES.md: no fork after). */
 	if (d.cfg.policy_file) {
-		d.custom =
-		        start_policy_worker(&d, &d.custom_source, &d.custom_len, err, sizeof(err));
+		d.custom = start_policy_worker(&d, err, sizeof(err));
 		if (!d.custom) {
 			LOG_E("Cannot load the policy", "err", err);
 			goto out;

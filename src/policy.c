@@ -16,6 +16,7 @@
  */
 #include "policy.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,8 +334,11 @@ static void end_check(struct policy *p)
 	lua_pushlightuserdata(L, p);
 	if (lua_pcall(L, 1, 0, 0) != LUA_OK)
 		lua_pop(L, 1);
-	if (sandbox_hit_memory_cap(p->sb))
-		lua_gc(L, LUA_GCCOLLECT, 0); /* give the memory back before the next check */
+	if (sandbox_hit_memory_cap(p->sb)) {
+		/* Give the memory back before the next check, to Lua and then to the system. */
+		lua_gc(L, LUA_GCCOLLECT, 0);
+		malloc_trim(0);
+	}
 }
 
 /* Checks the values check() returned (on co's stack top) and fills step. */
@@ -386,6 +390,7 @@ static void read_verdict(struct policy *p, int nres, struct policy_step *step)
 	}
 	memcpy(step->body, body, body_len);
 	step->body[body_len] = '\0';
+	step->body_len = body_len;
 	step->kind = POLICY_STEP_DONE;
 	step->healthy = healthy;
 	step->status = status;

@@ -53,7 +53,8 @@ struct policy_step {
 	/* DONE */
 	bool healthy;
 	int status;
-	char *body; /* malloc'd; owned by the step: policy_step_clear frees it */
+	char *body; /* malloc'd, NUL-terminated; owned by the step: policy_step_clear frees it */
+	size_t body_len; /* the body may hold NUL bytes */
 	/* FAILED */
 	const char *reason; /* "error", "instructions", "memory", "timeout", "return" */
 	char detail[2048];

@@ -51,14 +51,14 @@ static int send_step(int fd, const struct policy_step *step, size_t memory)
 	        .memory = memory,
 	        .reason_len = step->reason ? (uint32_t)strlen(step->reason) : 0,
 	        .detail_len = step->kind == POLICY_STEP_FAILED ? (uint32_t)strlen(step->detail) : 0,
-	        .body_len = step->body ? (uint32_t)strlen(step->body) : 0,
+	        .body_len = step->body ? (uint32_t)step->body_len : 0,
 	};
 	return wire_send(fd, WIRE_STEP, &ws, sizeof(ws), step->reason, ws.reason_len, step->detail,
 	                 ws.detail_len, step->body, ws.body_len);
 }
 
 /* LOAD payload → a policy, or the error text; sends LOADED either way. */
-static struct policy *worker_load(int fd, const uint8_t *payload, size_t len)
+static struct policy *load_in_worker(int fd, const uint8_t *payload, size_t len)
 {
 	struct wire_load wl;
 	char err[2048] = "malformed load request";
@@ -118,7 +118,7 @@ int policy_worker_main(int argc, char **argv)
 			break; /* the daemon closed the socket: exit quietly */
 		bool stepped = false;
 		if (type == WIRE_LOAD && !p) {
-			p = worker_load(fd, payload, len);
+			p = load_in_worker(fd, payload, len);
 		} else if (type == WIRE_DRIVER) {
 			worker_driver(p, payload, len);
 		} else if (type == WIRE_BEGIN && p && len == sizeof(struct wire_begin)) {
@@ -162,7 +162,12 @@ struct worker {
 	int fd;
 	struct event *read_event;
 	struct event *watchdog;
-	struct event *soon; /* delivers a synthesized step from the loop */
+	struct event *soon;       /* delivers a synthesized step from the loop */
+	struct event *load_event; /* an asynchronous load in progress */
+	worker_loaded_cb loaded_cb;
+	void *loaded_arg;
+	bool in_check;   /* a check runs in the worker (it may be waiting for a probe) */
+	bool check_lost; /* the worker died between steps: the next resume fails */
 	struct wire_reader reader;
 
 	bool waiting; /* a STEP is owed */
@@ -174,9 +179,14 @@ struct worker {
 };
 
 static void on_readable(evutil_socket_t fd, short what, void *arg);
+static void on_load_event(evutil_socket_t fd, short what, void *arg);
 
 static void stop_process(struct worker *w)
 {
+	if (w->load_event) {
+		event_free(w->load_event);
+		w->load_event = NULL;
+	}
 	if (w->read_event) {
 		event_free(w->read_event);
 		w->read_event = NULL;
@@ -206,22 +216,19 @@ static int send_driver(struct worker *w)
 	                 w->driver_vendor, wd.vendor_len, NULL, 0);
 }
 
-/* Waits for the LOADED answer; the worker has LOAD_TIMEOUT_MS to give it. */
-static int await_loaded(struct worker *w, char *errbuf, size_t errlen)
+static void load_timeout_text(const struct worker *w, char *errbuf, size_t errlen)
 {
-	struct pollfd pfd = {.fd = w->fd, .events = POLLIN};
-	int rc;
-	while ((rc = poll(&pfd, 1, LOAD_TIMEOUT_MS)) < 0 && errno == EINTR)
-		;
-	if (rc == 0) {
-		snprintf(errbuf, errlen, "%s: loading did not finish within %d ms",
-		         w->opts.chunkname + 1, LOAD_TIMEOUT_MS);
-		return -1;
-	}
+	snprintf(errbuf, errlen, "%s: loading did not finish within %d ms", w->opts.chunkname + 1,
+	         LOAD_TIMEOUT_MS);
+}
+
+/* Reads the LOADED answer (the socket is readable). */
+static int read_loaded(struct worker *w, char *errbuf, size_t errlen)
+{
 	enum wire_type type;
 	uint8_t *payload = NULL;
 	size_t len = 0;
-	if (rc < 0 || wire_recv(w->fd, &type, &payload, &len) < 0 || type != WIRE_LOADED ||
+	if (wire_recv(w->fd, &type, &payload, &len) < 0 || type != WIRE_LOADED ||
 	    len < sizeof(struct wire_loaded)) {
 		snprintf(errbuf, errlen, "%s: the policy worker died while loading",
 		         w->opts.chunkname + 1);
@@ -238,8 +245,41 @@ static int await_loaded(struct worker *w, char *errbuf, size_t errlen)
 	return ld.ok ? 0 : -1;
 }
 
-/* Starts a worker process and loads the policy in it. */
-static int start_process(struct worker *w, char *errbuf, size_t errlen)
+/* Waits for the LOADED answer; the worker has LOAD_TIMEOUT_MS to give it. */
+static int await_loaded(struct worker *w, char *errbuf, size_t errlen)
+{
+	struct pollfd pfd = {.fd = w->fd, .events = POLLIN};
+	int rc;
+	while ((rc = poll(&pfd, 1, LOAD_TIMEOUT_MS)) < 0 && errno == EINTR)
+		;
+	if (rc == 0) {
+		load_timeout_text(w, errbuf, errlen);
+		return -1;
+	}
+	return rc < 0 ? -1 : read_loaded(w, errbuf, errlen);
+}
+
+/* A loaded worker starts serving: ctx.driver, then steps through on_readable. */
+static int finish_start(struct worker *w, char *errbuf, size_t errlen)
+{
+	if (send_driver(w) < 0) {
+		snprintf(errbuf, errlen, "the policy worker died at start");
+		return -1;
+	}
+	w->read_event = event_new(w->base, w->fd, EV_READ | EV_PERSIST, on_readable, w);
+	if (!w->read_event || event_add(w->read_event, NULL) < 0) {
+		snprintf(errbuf, errlen, "cannot watch the policy worker");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Starts a worker process and sends it the policy. With wait, blocks until
+ * it loaded (start-up, respawns of a policy that loaded before); without,
+ * returns at once and on_load_event finishes the start.
+ */
+static int start_process(struct worker *w, bool wait, char *errbuf, size_t errlen)
 {
 	int sv[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
@@ -280,13 +320,18 @@ static int start_process(struct worker *w, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "the policy worker died at start");
 		goto err_process;
 	}
-	if (await_loaded(w, errbuf, errlen) < 0 || send_driver(w) < 0)
-		goto err_process;
-	w->read_event = event_new(w->base, w->fd, EV_READ | EV_PERSIST, on_readable, w);
-	if (!w->read_event || event_add(w->read_event, NULL) < 0) {
-		snprintf(errbuf, errlen, "cannot watch the policy worker");
-		goto err_process;
+	if (!wait) {
+		struct timeval tv = {.tv_sec = LOAD_TIMEOUT_MS / 1000,
+		                     .tv_usec = (LOAD_TIMEOUT_MS % 1000) * 1000};
+		w->load_event = event_new(w->base, w->fd, EV_READ, on_load_event, w);
+		if (!w->load_event || event_add(w->load_event, &tv) < 0) {
+			snprintf(errbuf, errlen, "cannot watch the policy worker");
+			goto err_process;
+		}
+		return 0;
 	}
+	if (await_loaded(w, errbuf, errlen) < 0 || finish_start(w, errbuf, errlen) < 0)
+		goto err_process;
 	return 0;
 err:
 	if (fa_ready)
@@ -311,14 +356,23 @@ static void fail_soon(struct worker *w, const char *reason, const char *detail)
 	event_active(w->soon, EV_TIMEOUT, 0);
 }
 
-/* The worker died or ran away: restart it, and fail the step it owed. */
+/*
+ * The worker died or ran away: restart it, and fail the step it owed. A
+ * worker that died between two steps of a check (while the daemon probed or
+ * slept for it) lost that check: the next resume fails instead.
+ */
 static void restart(struct worker *w, const char *reason, const char *detail)
 {
 	bool owed = w->waiting;
+	bool lost = w->in_check && !owed;
 	char err[1024];
+	if (!owed)
+		LOG_W("Policy worker died, starting a new one", "err", detail);
 	stop_process(w);
-	if (start_process(w, err, sizeof(err)) < 0)
+	if (start_process(w, true, err, sizeof(err)) < 0)
 		LOG_E("Cannot restart the policy worker", "err", err);
+	w->in_check = false;
+	w->check_lost = lost;
 	if (owed)
 		fail_soon(w, reason, detail);
 }
@@ -374,9 +428,12 @@ static int decode_step(struct worker *w, const uint8_t *p, size_t len)
 	memcpy(w->step.detail, reason_text + ws.reason_len, dn);
 	w->step.detail[dn] = '\0';
 	if (ws.kind == POLICY_STEP_DONE) {
-		w->step.body = strndup(reason_text + ws.reason_len + ws.detail_len, ws.body_len);
+		w->step.body = malloc((size_t)ws.body_len + 1);
 		if (!w->step.body)
 			return -1;
+		memcpy(w->step.body, reason_text + ws.reason_len + ws.detail_len, ws.body_len);
+		w->step.body[ws.body_len] = '\0';
+		w->step.body_len = ws.body_len;
 	}
 	w->memory = ws.memory;
 	return ws.kind >= POLICY_STEP_PROBE && ws.kind <= POLICY_STEP_FAILED ? 0 : -1;
@@ -406,6 +463,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 		w->waiting = false;
+		if (w->step.kind == POLICY_STEP_DONE || w->step.kind == POLICY_STEP_FAILED)
+			w->in_check = false;
 		event_del(w->watchdog);
 		deliver(w);
 		if (w->fd < 0)
@@ -419,8 +478,57 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The asynchronous load's answer (or its timeout) arrived. */
+static void on_load_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	char err[2048] = "";
+	event_free(w->load_event);
+	w->load_event = NULL;
+	if (what & EV_TIMEOUT)
+		load_timeout_text(w, err, sizeof(err));
+	else if (read_loaded(w, err, sizeof(err)) == 0 && finish_start(w, err, sizeof(err)) == 0)
+		err[0] = '\0';
+	else if (!err[0])
+		snprintf(err, sizeof(err), "%s: the policy worker died while loading",
+		         w->opts.chunkname + 1);
+	if (err[0])
+		stop_process(w);
+	w->loaded_cb(w, err[0] ? err : NULL, w->loaded_arg);
+}
+
+static struct worker *worker_alloc(struct event_base *base, const struct worker_options *options,
+                                   char *errbuf, size_t errlen);
+
+struct worker *worker_load(struct event_base *base, const struct worker_options *options,
+                           worker_loaded_cb cb, void *arg, char *errbuf, size_t errlen)
+{
+	struct worker *w = worker_alloc(base, options, errbuf, errlen);
+	if (!w)
+		return NULL;
+	w->loaded_cb = cb;
+	w->loaded_arg = arg;
+	if (start_process(w, false, errbuf, errlen) < 0) {
+		worker_free(w);
+		return NULL;
+	}
+	return w;
+}
+
 struct worker *worker_new(struct event_base *base, const struct worker_options *options,
                           char *errbuf, size_t errlen)
+{
+	struct worker *w = worker_alloc(base, options, errbuf, errlen);
+	if (w && start_process(w, true, errbuf, errlen) < 0) {
+		worker_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* A worker handle with its copies and events, no process yet. */
+static struct worker *worker_alloc(struct event_base *base, const struct worker_options *options,
+                                   char *errbuf, size_t errlen)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	if (!w) {
@@ -443,8 +551,6 @@ struct worker *worker_new(struct event_base *base, const struct worker_options *
 	w->exe[n] = '\0';
 	memcpy((char *)w->opts.source, options->source, options->source_len);
 	((char *)w->opts.source)[options->source_len] = '\0';
-	if (start_process(w, errbuf, errlen) < 0)
-		goto err;
 	return w;
 err:
 	worker_free(w);
@@ -487,9 +593,21 @@ void worker_set_driver(struct worker *w, const char *name, const char *vendor_ve
 /* Sends a message that makes the worker run Lua, and arms the watchdog. */
 static void run_remote(struct worker *w, enum wire_type type, const void *payload, size_t len)
 {
+	if (type != WIRE_BEGIN && w->check_lost) {
+		char detail[512];
+		snprintf(detail, sizeof(detail), "%s: the policy worker died during the check",
+		         w->opts.chunkname + 1);
+		w->check_lost = false;
+		fail_soon(w, "crash", detail);
+		return;
+	}
+	if (type == WIRE_BEGIN) {
+		w->in_check = true;
+		w->check_lost = false;
+	}
 	if (w->fd < 0) {
 		char err[1024];
-		if (start_process(w, err, sizeof(err)) < 0) {
+		if (start_process(w, true, err, sizeof(err)) < 0) {
 			LOG_E("Cannot restart the policy worker", "err", err);
 			fail_soon(w, "crash", "the policy worker is not running");
 			return;
@@ -529,11 +647,13 @@ void worker_resume_sleep(struct worker *w)
 void worker_abandon(struct worker *w)
 {
 	w->cb = NULL;
+	w->in_check = false;
+	w->check_lost = false;
 	if (w->waiting) {
 		/* It is running Lua for a check nobody waits for: start afresh. */
 		char err[1024];
 		stop_process(w);
-		if (start_process(w, err, sizeof(err)) < 0)
+		if (start_process(w, true, err, sizeof(err)) < 0)
 			LOG_E("Cannot restart the policy worker", "err", err);
 	}
 	event_del(w->soon);

@@ -45,6 +45,16 @@ struct worker *worker_new(struct event_base *base, const struct worker_options *
                           char *errbuf, size_t errlen);
 void worker_free(struct worker *w);
 
+/*
+ * The same without blocking the loop (reloads): returns at once, and cb
+ * gets the worker later, with error NULL once the policy loaded, or with
+ * "path:line: reason" (then free the worker). NULL with errbuf if the
+ * worker cannot even be started.
+ */
+typedef void (*worker_loaded_cb)(struct worker *w, const char *error, void *arg);
+struct worker *worker_load(struct event_base *base, const struct worker_options *options,
+                           worker_loaded_cb cb, void *arg, char *errbuf, size_t errlen);
+
 /* ctx.driver in the worker, now and after every respawn. */
 void worker_set_driver(struct worker *w, const char *name, const char *vendor_version);
 
