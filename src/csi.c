@@ -276,8 +276,12 @@ static int call_start(struct csi *csi, enum op_kind kind, const char *method,
 	c->start_ns = csi_now_ns();
 	c->deadline_ns = deadline_ns;
 	c->retried = retry;
-	/* Ask the channel to connect now if it is idle; the call waits for it. */
-	grpc_channel_check_connectivity_state(csi->channel, 1);
+	/*
+	 * Ask the channel to connect now if it is idle, and not to wait for its
+	 * backoff if it is failing: the call waits for the connection.
+	 */
+	if (grpc_channel_check_connectivity_state(csi->channel, 1) != GRPC_CHANNEL_READY)
+		grpc_channel_reset_connect_backoff(csi->channel);
 
 	uint8_t packed[64];
 	size_t len = protobuf_c_message_pack(req, packed); /* empty requests: 0 bytes */
@@ -639,9 +643,6 @@ static bool socket_still_there(struct csi *csi)
 		}
 	}
 	remember_socket(csi, &st);
-	/* Not connected: try now rather than when the backoff says. */
-	if (grpc_channel_check_connectivity_state(csi->channel, 0) != GRPC_CHANNEL_READY)
-		grpc_channel_reset_connect_backoff(csi->channel);
 	return true;
 }
 
