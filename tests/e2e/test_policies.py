@@ -202,7 +202,8 @@ class LoadTest(PolicyCase):
     def test_runaway_in_c_at_load_exits_1(self):
         # The top level runs inside C for seconds: the worker is given a few
         # seconds to load, then killed, and the daemon exits.
-        path = self.write('string.find(("a"):rep(150), ".-.-.-.-b")\n'
+        # 300 characters: minutes of matching (150 takes ~8 s, too close to the 5 s guard).
+        path = self.write('string.find(("a"):rep(300), ".-.-.-.-b")\n'
                           "return { check = function(ctx) return true end }\n",
                           "slowload.lua")
         start = time.monotonic()
@@ -249,7 +250,8 @@ class CheckPolicyTest(PolicyCase):
 
     def test_runaway_in_c_at_load(self):
         # No hook stops the top level inside C: a timer ends the check.
-        path = self.write('string.find(("a"):rep(150), ".-.-.-.-b")\n'
+        # 300 characters: minutes of matching (150 takes ~8 s, too close to the 5 s guard).
+        path = self.write('string.find(("a"):rep(300), ".-.-.-.-b")\n'
                           "return { check = function(ctx) return true end }\n",
                           "slowload.lua")
         start = time.monotonic()
@@ -975,7 +977,7 @@ class ReloadTest(PolicyCase):
         mock, d = self.policy_daemon(path)
         self.assertHealthz(d.request(), 200, "v1")
         with open(path, "w") as f:
-            f.write('string.find(("a"):rep(150), ".-.-.-.-b")\n' + versioned("v2"))
+            f.write('string.find(("a"):rep(300), ".-.-.-.-b")\n' + versioned("v2"))
         slow = []
         end = time.monotonic() + 4.5
         while time.monotonic() < end:
