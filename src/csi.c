@@ -349,6 +349,22 @@ void csi_unreachable_result(struct csi_probe_result *r, double seconds)
 	snprintf(r->error, sizeof(r->error), "context deadline exceeded");
 }
 
+/*
+ * The call's reply decoded as a message of type d; NULL when there was no
+ * message (*had_message false) or it did not decode. The caller frees it
+ * with protobuf_c_message_free_unpacked.
+ */
+static ProtobufCMessage *unpack_reply(const struct csi_call *c, const ProtobufCMessageDescriptor *d,
+                                      bool *had_message)
+{
+	size_t len = 0;
+	uint8_t *bytes = read_reply(c->recv_buf, &len);
+	*had_message = bytes != NULL;
+	ProtobufCMessage *msg = bytes ? protobuf_c_message_unpack(d, NULL, len, bytes) : NULL;
+	free(bytes);
+	return msg;
+}
+
 /* Upstream's error text for a status: "rpc error: code = X desc = Y". */
 static void format_rpc_error(char *out, size_t len, int code, const char *message)
 {
@@ -421,21 +437,19 @@ static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bo
 		snprintf(r->message, sizeof(r->message), "context deadline exceeded");
 	}
 	if (r->code == GRPC_STATUS_OK) {
-		size_t len = 0;
-		uint8_t *bytes = read_reply(c->recv_buf, &len);
-		Csi__V1__ProbeResponse *resp =
-		        bytes ? csi__v1__probe_response__unpack(NULL, len, bytes) : NULL;
+		bool had_message;
+		Csi__V1__ProbeResponse *resp = (Csi__V1__ProbeResponse *)unpack_reply(
+		        c, &csi__v1__probe_response__descriptor, &had_message);
 		if (!resp) {
 			r->code = GRPC_STATUS_INTERNAL;
 			snprintf(r->message, sizeof(r->message), "%s",
-			         bytes ? "grpc: failed to unmarshal the received message"
-			               : "grpc: server returned no response message");
+			         had_message ? "grpc: failed to unmarshal the received message"
+			                     : "grpc: server returned no response message");
 		} else {
 			/* Present but empty (wire 0a 00) decodes as value false. */
 			r->ready = resp->ready ? (resp->ready->value ? 1 : 0) : -1;
-			csi__v1__probe_response__free_unpacked(resp, NULL);
+			protobuf_c_message_free_unpacked(&resp->base, NULL);
 		}
-		free(bytes);
 	}
 	if (r->code != GRPC_STATUS_OK)
 		format_rpc_error(r->error, sizeof(r->error), r->code, r->message);
@@ -450,10 +464,10 @@ static void info_from_call(const struct csi_call *c, bool success, struct csi_pl
 	info->code = success ? (int)c->status : GRPC_STATUS_UNKNOWN;
 	copy_details(c, message, sizeof(message));
 	if (info->code == GRPC_STATUS_OK) {
-		size_t len = 0;
-		uint8_t *bytes = read_reply(c->recv_buf, &len);
+		bool had_message;
 		Csi__V1__GetPluginInfoResponse *resp =
-		        bytes ? csi__v1__get_plugin_info_response__unpack(NULL, len, bytes) : NULL;
+		        (Csi__V1__GetPluginInfoResponse *)unpack_reply(
+		                c, &csi__v1__get_plugin_info_response__descriptor, &had_message);
 		if (!resp) {
 			info->code = GRPC_STATUS_INTERNAL;
 			snprintf(message, sizeof(message),
@@ -463,9 +477,8 @@ static void info_from_call(const struct csi_call *c, bool success, struct csi_pl
 			         resp->name ? resp->name : "");
 			snprintf(info->vendor_version, sizeof(info->vendor_version), "%s",
 			         resp->vendor_version ? resp->vendor_version : "");
-			csi__v1__get_plugin_info_response__free_unpacked(resp, NULL);
+			protobuf_c_message_free_unpacked(&resp->base, NULL);
 		}
-		free(bytes);
 	}
 	if (info->code != GRPC_STATUS_OK)
 		format_rpc_error(info->error, sizeof(info->error), info->code, message);
