@@ -4,7 +4,8 @@
  * flags → config → server → loop; the only place that exits.
  *
  * Exit status: 0 after SIGTERM/SIGINT or --help, 1 when the socket cannot
- * be served, 2 for a bad command line.
+ * be served, 2 for a bad command line or a --script that cannot be loaded;
+ * a script's "exit" action exits with the code it asks for.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "mock_config.h"
+#include "mock_script.h"
 #include "mock_server.h"
 
 #define PROG "csi-mock-driver"
@@ -54,6 +56,7 @@ int main(int argc, char **argv)
 {
 	struct mock_config cfg;
 	struct mock_server *server = NULL;
+	struct mock_script *script = NULL;
 	struct signal_waiter waiter;
 	char err[512];
 	int status = 1;
@@ -67,6 +70,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (cfg.script_path) {
+		script = mock_script_load(cfg.script_path, err, sizeof(err));
+		if (!script) {
+			fprintf(stderr, PROG ": %s\n", err);
+			return 2;
+		}
+	}
+
 	sigemptyset(&waiter.signals);
 	sigaddset(&waiter.signals, SIGTERM);
 	sigaddset(&waiter.signals, SIGINT);
@@ -74,7 +85,7 @@ int main(int argc, char **argv)
 	/* A test harness that closes our stdout must not kill the driver. */
 	signal(SIGPIPE, SIG_IGN);
 
-	server = mock_server_new(&cfg, stdout, err, sizeof(err));
+	server = mock_server_new(&cfg, script, stdout, err, sizeof(err));
 	if (!server) {
 		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
@@ -95,5 +106,6 @@ int main(int argc, char **argv)
 	signal_waiter_join(&waiter);
 out:
 	mock_server_free(server);
+	mock_script_free(script);
 	return status;
 }

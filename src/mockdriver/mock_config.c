@@ -57,6 +57,8 @@ static const struct flag_def flag_defs[] = {
         {"info-delay", FLAG_DELAY, AT(info.delay_ns), "DURATION",
          "answer each GetPluginInfo after this delay (default 0s)"},
         {"info-hang", FLAG_BOOL, AT(info.hang), NULL, "never answer GetPluginInfo"},
+        {"script", FLAG_STRING, AT(script_path), "FILE",
+         "Lua script whose probe/get_plugin_info hooks decide each answer (README)"},
         {"quiet", FLAG_BOOL, AT(quiet), NULL, "do not print a \"call method=M n=N\" line per call"},
         {"verbose", FLAG_BOOL, AT(verbose), NULL, "let gRPC's own log lines through to stderr"},
 };

@@ -36,6 +36,7 @@ struct mock_config {
 	enum mock_ready ready;
 	struct mock_answer probe; /* /csi.v1.Identity/Probe */
 	struct mock_answer info;  /* /csi.v1.Identity/GetPluginInfo */
+	const char *script_path;  /* --script; NULL: the flags answer every call */
 	bool quiet;               /* no "call method=..." lines */
 	bool verbose;             /* let gRPC's own log lines through to stderr */
 };

@@ -19,24 +19,24 @@
  */
 #include "mock_server.h"
 
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
 #include "csi.pb-c.h"
+#include "mock_listener.h"
 
 enum mock_method {
 	METHOD_PROBE,
@@ -75,6 +75,7 @@ struct mock_call {
 	int cancelled;             /* RECV_CLOSE_ON_SERVER result */
 	bool closed;               /* RECV_CLOSE_ON_SERVER completed: no reply any more */
 	enum mock_method method;
+	struct mock_reply reply;    /* decided on arrival (Probe and GetPluginInfo) */
 	grpc_byte_buffer *response; /* lives until the reply batch completes */
 	grpc_slice status_details;  /* likewise */
 	gpr_timespec due;           /* reply time while pending */
@@ -86,8 +87,12 @@ struct mock_call {
 
 struct mock_server {
 	const struct mock_config *cfg;
+	struct mock_script *script; /* borrowed; NULL without --script */
 	FILE *out;
-	bool grpc_started; /* grpc_init called: grpc_shutdown owed */
+	gpr_timespec started_at; /* call.elapsed counts from here */
+	struct mock_listener *listener;
+	grpc_server_credentials *creds; /* for grpc_server_add_channel_from_fd */
+	bool grpc_started;              /* grpc_init called: grpc_shutdown owed */
 	grpc_completion_queue *cq;
 	grpc_server *server;
 	atomic_bool stopping; /* mock_server_stop ran (any thread) */
@@ -96,10 +101,6 @@ struct mock_server {
 	struct mock_tag shutdown_tag;
 	struct mock_call *pending_head, *pending_tail; /* ascending due time */
 	unsigned long counts[METHOD_COUNT];
-	grpc_slice responses[METHOD_COUNT]; /* packed once; METHOD_OTHER unused */
-	bool socket_owned;                  /* socket file created by us: remove it at free */
-	dev_t socket_dev;
-	ino_t socket_ino;
 	char error[256]; /* internal error that made the server stop itself; "" if none */
 };
 
@@ -143,6 +144,7 @@ static void call_free(struct mock_call *c)
 		grpc_byte_buffer_destroy(c->request);
 	if (c->response)
 		grpc_byte_buffer_destroy(c->response);
+	mock_reply_clear(&c->reply);
 	grpc_slice_unref(c->status_details);
 	if (c->call)
 		grpc_call_unref(c->call);
@@ -184,8 +186,8 @@ static enum mock_method classify(grpc_slice path)
 /* ---- the pending list: parked replies in ascending due order ---------------------------- */
 
 /*
- * Each method has one fixed delay, so a new entry almost always belongs at
- * the tail: scanning from there keeps inserts O(1) in practice.
+ * Delays rarely change between calls, so a new entry almost always belongs
+ * at the tail: scanning from there keeps inserts O(1) in practice.
  */
 static void pending_insert(struct mock_server *s, struct mock_call *c)
 {
@@ -224,22 +226,35 @@ static void pending_remove(struct mock_server *s, struct mock_call *c)
 
 /* ---- replies ---------------------------------------------------------------------------- */
 
-/* The flags' answer for a method; GetPluginCapabilities always succeeds at once. */
-static const struct mock_answer *answer_for(const struct mock_server *s, enum mock_method m)
+static double seconds_since(gpr_timespec t)
 {
-	static const struct mock_answer immediate_ok = {0, "", 0, false};
-	static const struct mock_answer unimplemented = {GRPC_STATUS_UNIMPLEMENTED, NULL, 0, false};
+	gpr_timespec d = gpr_time_sub(gpr_now(GPR_CLOCK_MONOTONIC), t);
 
-	switch (m) {
-	case METHOD_PROBE:
-		return &s->cfg->probe;
-	case METHOD_INFO:
-		return &s->cfg->info;
-	case METHOD_OTHER:
-		return &unimplemented;
-	default:
-		return &immediate_ok;
+	return (double)d.tv_sec + d.tv_nsec / 1e9;
+}
+
+/*
+ * Decides c's answer on arrival: the flags', unless the script's hook
+ * overrides it. GetPluginCapabilities always succeeds at once, unknown
+ * methods are UNIMPLEMENTED.
+ */
+static void decide_reply(struct mock_server *s, struct mock_call *c)
+{
+	enum mock_hook h = c->method == METHOD_PROBE ? MOCK_HOOK_PROBE : MOCK_HOOK_INFO;
+	char err[512];
+
+	if (c->method == METHOD_OTHER)
+		c->reply.code = GRPC_STATUS_UNIMPLEMENTED;
+	if (c->method != METHOD_PROBE && c->method != METHOD_INFO)
+		return;
+	if (mock_reply_from_flags(&c->reply, s->cfg, h) < 0) {
+		mock_reply_set_error(&c->reply, "csi-mock-driver: out of memory");
+		return;
 	}
+	if (s->script &&
+	    mock_script_answer(s->script, h, s->counts[c->method], seconds_since(s->started_at),
+	                       &c->reply, err, sizeof(err)) < 0)
+		fprintf(stderr, "csi-mock-driver: script error: %s\n", err);
 }
 
 /* "unknown method <path>", the details of an UNIMPLEMENTED reply. */
@@ -254,39 +269,157 @@ static grpc_slice unknown_method_details(grpc_slice path)
 	return out;
 }
 
+static size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
 /*
- * Sends the final answer in one batch. Success: initial metadata, the
- * response message, status OK with the configured details. Error: initial
- * metadata and the status, no message; gRPC turns that pair into a
- * Trailers-Only response, as Go servers send. (A status op alone is never
- * written out by gRPC 1.51: the call then hangs.) The byte buffer and the
- * details slice stay in c until the batch completes.
+ * m packed, then padded with one unknown length-delimited field (number 15,
+ * tag byte 0x7a) to total bytes, or one more where the varint's width
+ * makes total itself impossible: still a valid message, just too large.
+ * A total smaller than the message leaves it unpadded.
+ */
+static grpc_slice pack_padded(const ProtobufCMessage *m, size_t total)
+{
+	size_t len = protobuf_c_message_get_packed_size(m), body = 0, width = 0, t, w;
+	grpc_slice out;
+	uint8_t *p;
+
+	for (t = total; t <= total + 1 && !width; t++) {
+		for (w = 1; w <= 10 && !width; w++) {
+			if (t >= len + 1 + w && varint_len(t - len - 1 - w) == w) {
+				width = w;
+				body = t - len - 1 - w;
+			}
+		}
+	}
+	out = grpc_slice_malloc(width ? len + 1 + width + body : len);
+	p = GRPC_SLICE_START_PTR(out);
+	p += protobuf_c_message_pack(m, p);
+	if (width) {
+		*p++ = 0x7a;
+		for (t = body; t >= 0x80; t >>= 7)
+			*p++ = (uint8_t)(t | 0x80);
+		*p++ = (uint8_t)t;
+		memset(p, 0, body);
+	}
+	return out;
+}
+
+/*
+ * The response message for a successful answer. ready: unset leaves the
+ * field out (0 bytes); false sets it to a BoolValue whose value is the
+ * proto3 default and so not sent, giving exactly 0a 00 (UPSTREAM.md §6).
+ */
+static grpc_slice response_bytes(const struct mock_call *c)
+{
+	/* Field 1, length 5, then 1 byte: truncated, so no message type parses it. */
+	static const char invalid[] = "\x0a\x05\x08";
+	const struct mock_reply *r = &c->reply;
+	Csi__V1__BoolValue ready = CSI__V1__BOOL_VALUE__INIT;
+	Csi__V1__ProbeResponse probe = CSI__V1__PROBE_RESPONSE__INIT;
+	Csi__V1__GetPluginInfoResponse info = CSI__V1__GET_PLUGIN_INFO_RESPONSE__INIT;
+	Csi__V1__GetPluginCapabilitiesResponse caps =
+	        CSI__V1__GET_PLUGIN_CAPABILITIES_RESPONSE__INIT;
+	const ProtobufCMessage *m = &caps.base;
+
+	if (r->action == MOCK_ACTION_INVALID_RESPONSE)
+		return grpc_slice_from_static_buffer(invalid, sizeof(invalid) - 1);
+	if (c->method == METHOD_PROBE) {
+		if (r->ready != MOCK_READY_UNSET) {
+			ready.value = r->ready == MOCK_READY_TRUE;
+			probe.ready = &ready;
+		}
+		m = &probe.base;
+	} else if (c->method == METHOD_INFO) {
+		info.name = r->name ? r->name : ""; /* pack only reads */
+		info.vendor_version = r->vendor_version ? r->vendor_version : "";
+		m = &info.base;
+	}
+	return pack_padded(m, r->action == MOCK_ACTION_OVERSIZED_RESPONSE ? r->size : 0);
+}
+
+/*
+ * Shuts the call's connection down under it. Connections come from
+ * grpc_server_add_channel_from_fd, whose peer name is "fd:N"; shutdown()
+ * (not close: the fd stays gRPC's) makes both ends see the connection end,
+ * and gRPC then closes it. Any other peer form would be a gRPC change: the
+ * call is cancelled instead, so the client still sees UNAVAILABLE.
+ */
+static void close_connection(struct mock_call *c)
+{
+	char *peer = grpc_call_get_peer(c->call);
+	int fd;
+
+	if (peer && sscanf(peer, "fd:%d", &fd) == 1 && shutdown(fd, SHUT_RDWR) == 0) {
+		gpr_free(peer);
+		return;
+	}
+	gpr_free(peer);
+	grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAVAILABLE, "connection closed", NULL);
+}
+
+/*
+ * Carries out the reply's action, then (unless the action replaces it)
+ * sends the final answer in one batch. Success: initial metadata, the
+ * response message, status OK with the details. Error: initial metadata and
+ * the status, no message; gRPC turns that pair into a Trailers-Only
+ * response, as Go servers send. (A status op alone is never written out by
+ * gRPC 1.51: the call then hangs.) The byte buffer and the details slice
+ * stay in c until the batch completes.
  */
 static void send_reply(struct mock_server *s, struct mock_call *c)
 {
-	const struct mock_answer *a = answer_for(s, c->method);
+	const struct mock_reply *r = &c->reply;
+	grpc_slice body;
 	grpc_op ops[3];
 	size_t n = 0;
 
 	if (c->closed)
 		return; /* cancelled or past its deadline: nobody to answer */
+	switch (r->action) {
+	case MOCK_ACTION_EXIT:
+		fflush(s->out);
+		_exit(r->exit_code); /* no cleanup, like a crash: the socket file stays */
+	case MOCK_ACTION_REMOVE_SOCKET:
+		mock_listener_remove_socket(s->listener);
+		break;
+	case MOCK_ACTION_STOP_ACCEPTING:
+	case MOCK_ACTION_START_ACCEPTING:
+		mock_listener_set_accepting(s->listener, r->action == MOCK_ACTION_START_ACCEPTING);
+		break;
+	case MOCK_ACTION_CLOSE_CONNECTION:
+		close_connection(c);
+		return;
+	default:
+		break;
+	}
 	grpc_slice_unref(c->status_details);
 	if (c->method == METHOD_OTHER)
 		c->status_details = unknown_method_details(c->details.method);
 	else
-		c->status_details = grpc_slice_from_copied_string(a->message);
+		c->status_details = grpc_slice_from_copied_string(r->message ? r->message : "");
 
 	memset(ops, 0, sizeof(ops));
 	ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
 	ops[n++].data.send_initial_metadata.count = 0;
-	if (a->code == GRPC_STATUS_OK) {
-		c->response = grpc_raw_byte_buffer_create(&s->responses[c->method], 1);
+	if (r->code == GRPC_STATUS_OK) {
+		body = response_bytes(c);
+		c->response = grpc_raw_byte_buffer_create(&body, 1);
+		grpc_slice_unref(body);
 		ops[n].op = GRPC_OP_SEND_MESSAGE;
 		ops[n++].data.send_message.send_message = c->response;
 	}
 	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	ops[n].data.send_status_from_server.trailing_metadata_count = 0;
-	ops[n].data.send_status_from_server.status = (grpc_status_code)a->code;
+	ops[n].data.send_status_from_server.status = (grpc_status_code)r->code;
 	ops[n++].data.send_status_from_server.status_details = &c->status_details;
 	call_start_batch(c, ops, n, &c->reply_tag);
 }
@@ -308,16 +441,14 @@ static void fire_due(struct mock_server *s)
 /* Answer now, park until the delay has passed, or (hang) leave it to the client. */
 static void schedule_reply(struct mock_server *s, struct mock_call *c)
 {
-	const struct mock_answer *a = answer_for(s, c->method);
-
-	if (a->hang)
+	if (c->reply.hang)
 		return;
-	if (a->delay_ns <= 0) {
+	if (c->reply.delay_ns <= 0) {
 		send_reply(s, c);
 		return;
 	}
 	c->due = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-	                      gpr_time_from_nanos(a->delay_ns, GPR_TIMESPAN));
+	                      gpr_time_from_nanos(c->reply.delay_ns, GPR_TIMESPAN));
 	pending_insert(s, c);
 }
 
@@ -377,6 +508,7 @@ static void on_accept(struct mock_server *s, struct mock_call *c, int ok)
 
 	c->method = classify(c->details.method);
 	print_call_line(s, c->method);
+	decide_reply(s, c);
 
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_MESSAGE;
@@ -462,130 +594,32 @@ int mock_server_run(struct mock_server *s, char *err, size_t errlen)
 }
 
 /*
- * Thread-safe: only the atomic flag and two gRPC server calls, which gRPC
- * allows from any thread. Cancelling every call is what ends hanging and
+ * Thread-safe: only the atomic flag, the listener (thread-safe) and two gRPC
+ * server calls, which gRPC allows from any thread. Cancelling every call is what ends hanging and
  * parked calls, so that the shutdown tag can arrive at all.
  */
 void mock_server_stop(struct mock_server *s)
 {
 	if (atomic_exchange(&s->stopping, true))
 		return;
+	if (s->listener)
+		mock_listener_stop(s->listener); /* no new connections reach the server */
 	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
 	grpc_server_cancel_all_calls(s->server);
 }
 
 /* ---- setup and teardown ----------------------------------------------------------------- */
 
-static grpc_slice pack_slice(const ProtobufCMessage *m)
+/* Runs on the listener's thread: the connection becomes one of the server's. */
+static void add_connection(int fd, void *arg)
 {
-	size_t len = protobuf_c_message_get_packed_size(m);
-	grpc_slice out = grpc_slice_malloc(len);
+	struct mock_server *s = arg;
 
-	protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(out));
-	return out;
+	grpc_server_add_channel_from_fd(s->server, fd, s->creds);
 }
 
-/*
- * The response bytes never change, so they are packed once. ready: unset
- * leaves the field out (0 bytes); false sets it to a BoolValue whose value is
- * the proto3 default and so not sent, giving exactly 0a 00.
- */
-static void pack_responses(struct mock_server *s)
-{
-	Csi__V1__BoolValue ready = CSI__V1__BOOL_VALUE__INIT;
-	Csi__V1__ProbeResponse probe = CSI__V1__PROBE_RESPONSE__INIT;
-	Csi__V1__GetPluginInfoResponse info = CSI__V1__GET_PLUGIN_INFO_RESPONSE__INIT;
-	Csi__V1__GetPluginCapabilitiesResponse caps =
-	        CSI__V1__GET_PLUGIN_CAPABILITIES_RESPONSE__INIT;
-
-	if (s->cfg->ready != MOCK_READY_UNSET) {
-		ready.value = s->cfg->ready == MOCK_READY_TRUE;
-		probe.ready = &ready;
-	}
-	info.name = (char *)s->cfg->name; /* pack only reads */
-	info.vendor_version = (char *)s->cfg->vendor_version;
-	s->responses[METHOD_PROBE] = pack_slice(&probe.base);
-	s->responses[METHOD_INFO] = pack_slice(&info.base);
-	s->responses[METHOD_CAPS] = pack_slice(&caps.base);
-	s->responses[METHOD_OTHER] = grpc_empty_slice();
-}
-
-/*
- * Clears the way for the listener and finds out, with errno, why binding
- * would fail: gRPC only logs its reason. A socket file left by an earlier
- * run is removed; anything else at the path is left alone and reported.
- */
-static int prepare_socket_path(const char *path, char *err, size_t errlen)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd = -1, rc = -1;
-
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "a file that is not a socket is in the way");
-			goto out;
-		}
-		if (unlink(path) < 0) {
-			snprintf(err, errlen, "cannot remove stale socket: %s", strerror(errno));
-			goto out;
-		}
-	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		goto out;
-	}
-	unlink(path); /* only a trial: gRPC binds it for real */
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	return rc;
-}
-
-/* Binds "unix:<path>" and starts the server; err gets the reason only. */
-static int listen_on(struct mock_server *s, char *err, size_t errlen)
-{
-	const char *path = s->cfg->socket_path;
-	grpc_server_credentials *creds = NULL;
-	char *target = NULL;
-	size_t size;
-	struct stat st;
-	int rc = -1;
-
-	if (prepare_socket_path(path, err, errlen) < 0)
-		goto out;
-	size = strlen(path) + sizeof("unix:");
-	target = malloc(size);
-	if (!target) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	snprintf(target, size, "unix:%s", path);
-	creds = grpc_insecure_server_credentials_create();
-	if (grpc_server_add_http2_port(s->server, target, creds) == 0) {
-		snprintf(err, errlen, "gRPC could not bind it (--verbose shows why)");
-		goto out;
-	}
-	grpc_server_start(s->server);
-	s->started = true;
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		s->socket_owned = true;
-		s->socket_dev = st.st_dev;
-		s->socket_ino = st.st_ino;
-	}
-	rc = 0;
-out:
-	if (creds)
-		grpc_server_credentials_release(creds);
-	free(target);
-	return rc;
-}
-
-struct mock_server *mock_server_new(const struct mock_config *cfg, FILE *out, char *err,
-                                    size_t errlen)
+struct mock_server *mock_server_new(const struct mock_config *cfg, struct mock_script *script,
+                                    FILE *out, char *err, size_t errlen)
 {
 	struct mock_server *s = calloc(1, sizeof(*s));
 	char why[200];
@@ -595,10 +629,10 @@ struct mock_server *mock_server_new(const struct mock_config *cfg, FILE *out, ch
 		return NULL;
 	}
 	s->cfg = cfg;
+	s->script = script;
 	s->out = out;
 	s->shutdown_tag = (struct mock_tag){TAG_SHUTDOWN, NULL};
 	atomic_init(&s->stopping, false);
-	pack_responses(s);
 
 	grpc_log_enabled = cfg->verbose;
 	gpr_set_log_function(route_grpc_log);
@@ -606,16 +640,21 @@ struct mock_server *mock_server_new(const struct mock_config *cfg, FILE *out, ch
 		gpr_set_log_verbosity(GPR_LOG_SEVERITY_INFO);
 	grpc_init();
 	s->grpc_started = true;
+	s->started_at = gpr_now(GPR_CLOCK_MONOTONIC);
 
 	s->cq = grpc_completion_queue_create_for_next(NULL);
 	s->server = grpc_server_create(NULL, NULL);
+	s->creds = grpc_insecure_server_credentials_create();
 	grpc_server_register_completion_queue(s->server, s->cq, NULL);
-	if (listen_on(s, why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", cfg->socket_path, why);
-		goto fail;
-	}
+	grpc_server_start(s->server);
+	s->started = true;
 	if (request_next_call(s) < 0) {
 		snprintf(err, errlen, "cannot request the first call");
+		goto fail;
+	}
+	s->listener = mock_listener_new(cfg->socket_path, add_connection, s, why, sizeof(why));
+	if (!s->listener) {
+		snprintf(err, errlen, "cannot listen on %s: %s", cfg->socket_path, why);
 		goto fail;
 	}
 	return s;
@@ -661,27 +700,8 @@ static void drain_queue(struct mock_server *s)
 	}
 }
 
-/*
- * Removes the socket file unless another process has bound a new one there.
- * gRPC 1.51 itself already unlinks the path, by name, when its listener
- * closes (measured with strace), which we cannot prevent; this keeps the
- * contract ("socket removed at exit") independent of that.
- */
-static void remove_socket_file(const struct mock_server *s)
-{
-	struct stat st;
-
-	if (!s->socket_owned)
-		return;
-	if (lstat(s->cfg->socket_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-	    st.st_dev == s->socket_dev && st.st_ino == s->socket_ino)
-		unlink(s->cfg->socket_path);
-}
-
 void mock_server_free(struct mock_server *s)
 {
-	int m;
-
 	if (!s)
 		return;
 	if (s->server) {
@@ -692,6 +712,7 @@ void mock_server_free(struct mock_server *s)
 			poll_for_teardown(s);
 		grpc_server_destroy(s->server);
 	}
+	mock_listener_free(s->listener); /* removes the socket file if it is still ours */
 	if (s->cq) {
 		grpc_completion_queue_shutdown(s->cq);
 		drain_queue(s);
@@ -704,9 +725,8 @@ void mock_server_free(struct mock_server *s)
 		pending_remove(s, c);
 		call_free(c);
 	}
-	remove_socket_file(s);
-	for (m = 0; m < METHOD_COUNT; m++)
-		grpc_slice_unref(s->responses[m]);
+	if (s->creds)
+		grpc_server_credentials_release(s->creds);
 	if (s->grpc_started)
 		grpc_shutdown_blocking();
 	free(s);

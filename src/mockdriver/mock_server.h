@@ -1,6 +1,7 @@
 /*
  * The csi-mock-driver gRPC server: CSI Identity on a unix socket, answered
- * as struct mock_config says, with delayed and hanging replies.
+ * as struct mock_config says or, per call, as a --script hook decides, with
+ * delayed and hanging replies and the failure actions of mock_reply.h.
  *
  * Threading: mock_server_run drives the only completion queue on the calling
  * thread and owns all call state; mock_server_stop is the one function that
@@ -13,17 +14,19 @@
 #include <stdio.h>
 
 #include "mock_config.h"
+#include "mock_script.h"
 
 struct mock_server;
 
 /*
  * Initialises gRPC, removes a stale socket file at cfg->socket_path, binds
- * and starts listening. cfg must outlive the server. Call lines go to out
- * (flushed per line) unless cfg->quiet. On failure returns NULL with err set
- * to "cannot listen on PATH: REASON" or another one-line reason.
+ * and starts listening. cfg and script (NULL: flags only) must outlive the
+ * server. Call lines go to out (flushed per line) unless cfg->quiet; script
+ * errors go to stderr. On failure returns NULL with err set to "cannot
+ * listen on PATH: REASON" or another one-line reason.
  */
-struct mock_server *mock_server_new(const struct mock_config *cfg, FILE *out, char *err,
-                                    size_t errlen);
+struct mock_server *mock_server_new(const struct mock_config *cfg, struct mock_script *script,
+                                    FILE *out, char *err, size_t errlen);
 
 /*
  * Serves until shutdown has completed: mock_server_stop was called (or the
@@ -43,7 +46,9 @@ void mock_server_stop(struct mock_server *s);
 /*
  * Finishes any shutdown still in progress (stopping the server first if
  * needed), gives gRPC ~100 ms to finish tearing connections down, destroys
- * the server, removes the socket file, and shuts gRPC down. NULL is a no-op.
+ * the server, removes the socket file (unless a script removed it, or
+ * another process has bound a new one there), and shuts gRPC down. NULL is
+ * a no-op.
  */
 void mock_server_free(struct mock_server *s);
 

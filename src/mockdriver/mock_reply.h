@@ -1,0 +1,65 @@
+/*
+ * One call's answer, decided when the call arrives: by the flags
+ * (mock_reply_from_flags) or by a --script hook (mock_script.h). The server
+ * acts on it at reply time, after the delay.
+ */
+#ifndef MOCK_REPLY_H
+#define MOCK_REPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mock_config.h"
+
+/* Something the driver does besides (or instead of) answering. */
+enum mock_action {
+	MOCK_ACTION_NONE,
+	MOCK_ACTION_EXIT,               /* _exit(exit_code) at reply time, like a crash */
+	MOCK_ACTION_REMOVE_SOCKET,      /* unlink the socket file, then answer */
+	MOCK_ACTION_STOP_ACCEPTING,     /* stop accept()ing new connections, then answer */
+	MOCK_ACTION_START_ACCEPTING,    /* accept again, then answer */
+	MOCK_ACTION_CLOSE_CONNECTION,   /* shut the call's connection down instead of answering */
+	MOCK_ACTION_INVALID_RESPONSE,   /* status OK with bytes that are no valid message */
+	MOCK_ACTION_OVERSIZED_RESPONSE, /* status OK with a valid message padded to size bytes */
+};
+
+/* Default size of an oversized response: above gRPC's 4 MiB receive limit. */
+#define MOCK_OVERSIZED_DEFAULT (5u << 20)
+/* Largest size a script may ask for: a test tool must not eat the machine. */
+#define MOCK_OVERSIZED_MAX (256u << 20)
+
+struct mock_reply {
+	int code;                    /* gRPC status; OK sends a response message */
+	char *message;               /* status details; owned; NULL sends none */
+	int64_t delay_ns;            /* >= 0, counted from the call's arrival */
+	bool hang;                   /* never answer */
+	enum mock_ready ready;       /* Probe only */
+	char *name, *vendor_version; /* GetPluginInfo only; owned; NULL sends "" */
+	enum mock_action action;
+	int exit_code; /* MOCK_ACTION_EXIT */
+	size_t size;   /* MOCK_ACTION_OVERSIZED_RESPONSE: total message bytes */
+};
+
+/* Which hook answers: the methods a script can script. */
+enum mock_hook { MOCK_HOOK_PROBE, MOCK_HOOK_INFO, MOCK_HOOK_COUNT };
+
+/*
+ * Fills r with the flags' answer for hook h. 0, or -1 when out of memory
+ * (r then holds nothing to free).
+ */
+int mock_reply_from_flags(struct mock_reply *r, const struct mock_config *cfg, enum mock_hook h);
+
+/*
+ * Sets r to an INTERNAL error answer with the given details, replacing what
+ * it held. Never fails: without memory the details are dropped.
+ */
+void mock_reply_set_error(struct mock_reply *r, const char *details);
+
+/* Frees what r owns and zeroes it; safe on a zeroed reply. */
+void mock_reply_clear(struct mock_reply *r);
+
+/* "exit", "remove_socket", ... → action; -1 for an unknown name. */
+int mock_action_parse(const char *name);
+
+#endif

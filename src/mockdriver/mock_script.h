@@ -1,0 +1,45 @@
+/*
+ * csi-mock-driver --script=FILE: a Lua file, run in the policy sandbox
+ * (src/sandbox.h), that decides each call's answer. The file returns a table
+ * of hooks:
+ *
+ *   local driver = {}
+ *   function driver.probe(call) ... end            -- Probe
+ *   function driver.get_plugin_info(call) ... end  -- GetPluginInfo
+ *   return driver
+ *
+ * call = {n = this method's call number from 1, elapsed = seconds since the
+ * driver started, method = "Probe" | "GetPluginInfo"}. A hook returns nil
+ * (the flags' answer) or a table of the fields described in the README
+ * ("Scripting failures"); anything else, an unknown field, a wrong type, a
+ * runtime error or a broken limit answers INTERNAL with the reason.
+ *
+ * Not thread-safe: one thread (the server's) owns the script.
+ */
+#ifndef MOCK_SCRIPT_H
+#define MOCK_SCRIPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mock_reply.h"
+
+struct mock_script;
+
+/*
+ * Reads and runs the file's top level. NULL with "file:line: reason" (or
+ * "cannot read FILE: reason") in err when it cannot be used.
+ */
+struct mock_script *mock_script_load(const char *path, char *err, size_t errlen);
+void mock_script_free(struct mock_script *s);
+
+/*
+ * Asks hook h about call number n at elapsed_s. r holds the flags' answer
+ * on entry. Returns 0 when the hook is absent or returned nil (r untouched),
+ * 1 when the hook decided (r replaced), -1 when the script failed: r is then
+ * an INTERNAL answer and err says why, for the log.
+ */
+int mock_script_answer(struct mock_script *s, enum mock_hook h, unsigned long n, double elapsed_s,
+                       struct mock_reply *r, char *err, size_t errlen);
+
+#endif
