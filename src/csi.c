@@ -389,18 +389,40 @@ static bool channel_ready(struct csi *csi)
 }
 
 /*
- * The connection broke under the call (the driver died as it was sent):
- * upstream would have dialled anew and found nobody, so the probe is sent
- * once more on a fresh channel within the same deadline. A broken
- * transport shows as UNAVAILABLE with the channel no longer READY (gRPC
- * labels "Transport closed" as received from the peer, so that label does
- * not tell); a driver answering UNAVAILABLE itself leaves the channel READY.
+ * The details gRPC 1.51 itself gives a call whose connection ended under it
+ * (EOF, reset, a write to a closed peer, the transport shut down). They
+ * arrive labelled "received from peer" like a driver's own status.
+ */
+static bool transport_lost_details(const struct csi_call *c)
+{
+	static const char *const lost[] = {"Socket closed",   "Transport closed",
+	                                   "Broken pipe",     "Connection reset by peer",
+	                                   "GOAWAY received", "Endpoint read failed"};
+	char details[256];
+
+	copy_details(c, details, sizeof(details));
+	for (size_t i = 0; i < sizeof(lost) / sizeof(lost[0]); i++) {
+		if (strstr(details, lost[i]))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The connection broke under the call (the driver died, restarted or closed
+ * the connection as the probe was sent): upstream would have dialled anew,
+ * so the probe is sent once more on a fresh channel within the same
+ * deadline. A broken transport shows as UNAVAILABLE with the channel no
+ * longer READY, or (when the call completes before the channel notices)
+ * with gRPC's own transport details; a driver answering UNAVAILABLE itself
+ * leaves the channel READY and gives its own details. One that answers with
+ * gRPC's words is simply probed twice, with the same outcome.
  */
 static bool broken_under_call(struct csi *csi, const struct csi_call *c, bool success)
 {
 	return success && c->kind == OP_PROBE && !c->retried &&
-	       c->status == GRPC_STATUS_UNAVAILABLE && !channel_ready(csi) &&
-	       csi_now_ns() < c->deadline_ns;
+	       c->status == GRPC_STATUS_UNAVAILABLE &&
+	       (!channel_ready(csi) || transport_lost_details(c)) && csi_now_ns() < c->deadline_ns;
 }
 
 /*

@@ -6,6 +6,7 @@
  */
 #include "http.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <zlib.h>
 
 #include "check.h"
@@ -26,12 +28,43 @@
 #define MAX_HEADERS_SIZE 16384
 #define MAX_BODY_SIZE    65536
 
+/*
+ * Backoff between failing accept() calls (EMFILE, ENFILE, ENOBUFS, ...),
+ * as Go's net/http: from 5 ms doubling to 1 s, one log line per retry.
+ * Without it libevent retries at once, forever: a busy loop and a log flood
+ * while the fds are used up.
+ */
+#define ACCEPT_RETRY_MIN_MS 5
+#define ACCEPT_RETRY_MAX_MS 1000
+
+/* One listening socket of a server, and its accept-retry timer. */
+struct http_listener {
+	struct http_server *server;
+	struct evhttp_bound_socket *bound;
+	struct event *resume; /* re-enables accepting after a failed accept */
+	int retry_ms;         /* the last delay; 0 after a quiet second */
+	struct timespec last_error;
+};
+
+#define MAX_LISTENERS 4
+
 struct http_server {
 	struct event_base *base;
 	struct evhttp *evhttp;
 	struct http_routes routes;
 	char metrics_path[1024];
+	bool closing; /* http_shutdown ran: /healthz no longer reaches the check */
+	struct http_listener listeners[MAX_LISTENERS];
+	int n_listeners;
+	struct http_server *next; /* in live_servers */
 };
+
+/*
+ * Every server alive, so that a listener's error callback (whose argument
+ * is libevent's struct evhttp, not ours) can find its struct http_listener.
+ * Touched only from the event loop's thread.
+ */
+static struct http_server *live_servers;
 
 /* A /healthz request waiting for its check. */
 struct parked {
@@ -209,6 +242,13 @@ static void on_parked_close(struct evhttp_connection *conn, void *arg)
 
 static void serve_healthz(struct http_server *s, struct evhttp_request *req)
 {
+	static const char closing[] = "livenessprobe is shutting down";
+	if (s->closing) {
+		/* The check may be gone: the same answer parked requests get. */
+		set_text_type(req);
+		reply(req, 500, NULL, closing, sizeof(closing) - 1);
+		return;
+	}
 	struct parked *p = calloc(1, sizeof(*p));
 	if (!p) {
 		evhttp_send_error(req, 500, "out of memory");
@@ -390,22 +430,102 @@ struct http_server *http_new(struct event_base *base, const struct http_routes *
 	evhttp_set_timeout(s->evhttp, (int)routes->idle_timeout_s);
 	evhttp_set_default_content_type(s->evhttp, "text/plain; charset=utf-8");
 	evhttp_set_gencb(s->evhttp, on_request, s);
+	s->next = live_servers;
+	live_servers = s;
 	return s;
+}
+
+static struct http_listener *find_listener(struct evconnlistener *lev)
+{
+	for (struct http_server *s = live_servers; s; s = s->next) {
+		for (int i = 0; i < s->n_listeners; i++) {
+			struct http_listener *l = &s->listeners[i];
+			if (l->bound && evhttp_bound_socket_get_listener(l->bound) == lev)
+				return l;
+		}
+	}
+	return NULL;
+}
+
+static void on_resume_accepting(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_listener *l = arg;
+	evconnlistener_enable(evhttp_bound_socket_get_listener(l->bound));
+}
+
+/* accept() failed with something other than "try again": pause, as Go does. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	int err = errno;
+	struct http_listener *l = find_listener(lev);
+	struct timespec now;
+	char delay[32];
+	if (!l)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	/* Go restarts at 5 ms after any successful accept; a quiet second stands in for that. */
+	if (l->retry_ms == 0 || now.tv_sec - l->last_error.tv_sec > 1)
+		l->retry_ms = ACCEPT_RETRY_MIN_MS;
+	else if ((l->retry_ms *= 2) > ACCEPT_RETRY_MAX_MS)
+		l->retry_ms = ACCEPT_RETRY_MAX_MS;
+	l->last_error = now;
+	snprintf(delay, sizeof(delay), "%dms", l->retry_ms);
+	LOG_E("http: Accept error; retrying", "err", strerror(err), "delay", delay);
+	evconnlistener_disable(lev);
+	struct timeval tv = {l->retry_ms / 1000, (l->retry_ms % 1000) * 1000};
+	evtimer_add(l->resume, &tv);
 }
 
 int http_serve(struct http_server *s, int fd)
 {
-	if (!evhttp_accept_socket_with_handle(s->evhttp, fd)) {
-		close(fd);
-		return -1;
+	struct http_listener *l = &s->listeners[s->n_listeners];
+	if (s->n_listeners == MAX_LISTENERS)
+		goto fail;
+	l->server = s;
+	l->resume = evtimer_new(s->base, on_resume_accepting, l);
+	if (!l->resume)
+		goto fail;
+	l->bound = evhttp_accept_socket_with_handle(s->evhttp, fd);
+	if (!l->bound) {
+		event_free(l->resume);
+		l->resume = NULL;
+		goto fail;
 	}
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(l->bound), on_accept_error);
+	s->n_listeners++;
 	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
+void http_shutdown(struct http_server *s)
+{
+	if (!s)
+		return;
+	s->closing = true;
+	for (int i = 0; i < s->n_listeners; i++) {
+		struct http_listener *l = &s->listeners[i];
+		if (l->bound)
+			evhttp_del_accept_socket(s->evhttp, l->bound); /* closes the socket */
+		l->bound = NULL;
+		if (l->resume)
+			event_free(l->resume);
+		l->resume = NULL;
+	}
 }
 
 void http_free(struct http_server *s)
 {
 	if (!s)
 		return;
+	http_shutdown(s);
+	for (struct http_server **pp = &live_servers; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
 	evhttp_free(s->evhttp);
 	free(s);
 }

@@ -26,7 +26,14 @@ struct http_server *http_new(struct event_base *base, const struct http_routes *
 /* Serves on an already listening socket; the server owns fd from now on. */
 int http_serve(struct http_server *s, int fd);
 
-/* Closes listeners and connections. Parked requests must be answered first. */
+/*
+ * Stops listening, and answers /healthz requests that still arrive on open
+ * connections with 500 "livenessprobe is shutting down" without touching
+ * the check: call it before the check is freed. NULL is a no-op.
+ */
+void http_shutdown(struct http_server *s);
+
+/* Shuts down if needed, then closes connections. Parked requests must be answered first. */
 void http_free(struct http_server *s);
 
 /* Go's path.Clean plus ServeMux's trailing-slash rule; exposed for tests. */

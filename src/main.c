@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,7 +336,13 @@ static int check_policy_only(const struct config *cfg, const struct policy_limit
 
 static void cleanup(struct daemon *d)
 {
-	/* GRPC-NOTES.md: cancel calls, stop gRPC, answer parked requests, then free HTTP. */
+	/*
+	 * No new requests may reach the check once it is freed: stop listening
+	 * first. Then (GRPC-NOTES.md) cancel calls, stop gRPC, answer parked
+	 * requests, and free HTTP.
+	 */
+	http_shutdown(d->main_server);
+	http_shutdown(d->metrics_server);
 	csi_free(d->csi);
 	check_free(d->check);
 	if (d->base)
@@ -359,6 +366,20 @@ static void cleanup(struct daemon *d)
 	if (d->base)
 		event_base_free(d->base);
 	config_free(&d->cfg);
+}
+
+/*
+ * Like a Go program (>= 1.19, so upstream): the soft open-files limit is
+ * raised to the hard one, so that idle clients cannot exhaust a default
+ * soft limit of 1024. Failure leaves the limit as it was.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 int main(int argc, char **argv)
@@ -390,6 +411,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_setup(d.cfg.verbosity, d.cfg.log_format, d.cfg.skip_headers);
+	raise_fd_limit();
 	/* libevent writes to sockets whose peers may be gone. */
 	signal(SIGPIPE, SIG_IGN);
 	/* Upstream keeps serving on SIGUSR1/SIGUSR2 (Go ignores them); so do we. */
