@@ -56,6 +56,7 @@ struct check {
 	struct event *soon;                /* runs a step from the loop, never recursively */
 	struct csi_probe_result immediate; /* result delivered through soon */
 	bool immediate_pending;
+	bool start_pending; /* check_submit asked for a run; on_soon starts it */
 };
 
 static void handle_step(struct check *c, const struct policy_step *s);
@@ -162,6 +163,10 @@ static void on_probe_result(const struct csi_probe_result *r, void *arg)
 static void on_soon(evutil_socket_t fd, short what, void *arg)
 {
 	struct check *c = arg;
+	if (c->start_pending) {
+		c->start_pending = false;
+		start_run(c, c->worker != NULL, false);
+	}
 	if (c->immediate_pending) {
 		c->immediate_pending = false;
 		on_probe_result(&c->immediate, c);
@@ -294,7 +299,13 @@ struct check_waiter *check_submit(struct check *c, check_cb cb, void *arg)
 	c->running = true;
 	c->have_last = false;
 	c->deadline_ns = csi_now_ns() + c->options.check_timeout_ns;
-	start_run(c, c->worker != NULL, false);
+	/*
+	 * Started from the loop, not from here: a run can end at once (the
+	 * built-in policy failing on its first step), and the answer must
+	 * not reach cb before the caller has the waiter (check.h).
+	 */
+	c->start_pending = true;
+	event_active(c->soon, EV_TIMEOUT, 0);
 	return w;
 }
 
