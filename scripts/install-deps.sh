@@ -12,7 +12,8 @@ BUILD="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libproto
 STATIC="libc-ares-dev zlib1g-dev libabsl-dev libssl-dev libre2-dev"
 # Tests: Lua interpreter + busted for policy specs; python3 drives the
 # end-to-end tests (standard library only); curl for the demo; valgrind and
-# clang's sanitizer runtime for the checked builds; procps for ps in bench.
+# clang's sanitizer runtime for the checked builds, whose libclang-rt-14-dev
+# also holds libFuzzer (scripts/fuzz.sh); procps for ps in bench.
 # prometheus brings promtool and a real server for the metrics tests.
 TEST="lua5.4 lua-busted python3 curl valgrind clang clang-format libclang-rt-14-dev procps iproute2 prometheus nodejs $(command -v npm >/dev/null 2>&1 || echo npm)"
 

@@ -6,12 +6,14 @@
 #   3. rebuilds with AddressSanitizer + UndefinedBehaviorSanitizer and runs
 #      the unit and end-to-end tests again,
 #   4. runs the end-to-end tests against the daemon under valgrind,
-#   5. builds the fully static release binaries and checks they run.
+#   5. builds the fully static release binaries and checks they run,
+#   6. builds the libFuzzer targets with clang and runs each for 20 s
+#      (scripts/fuzz.sh).
 # Ends with one summary line per stage and "N passed, N failed".
-# STAGES (default "format build asan valgrind static") picks stages.
+# STAGES (default "format build asan valgrind static fuzz") picks stages.
 set -u
 cd "$(dirname "$0")/.."
-STAGES=${STAGES:-"format build asan valgrind static"}
+STAGES=${STAGES:-"format build asan valgrind static fuzz"}
 JOBS=$(nproc)
 root=$(pwd)
 results=""
@@ -44,7 +46,8 @@ for stage in $STAGES; do
 	echo "=== stage: $stage"
 	case $stage in
 	format)
-		files=$(git ls-files 'src/*.c' 'src/*.h' 'src/mockdriver/*' 'tests/unit/*.c' 'tests/unit/*.h')
+		files=$(git ls-files 'src/*.c' 'src/*.h' 'src/mockdriver/*' 'tests/unit/*.c' 'tests/unit/*.h' \
+			'tests/fuzz/*.c' 'tests/fuzz/*.h')
 		# shellcheck disable=SC2086
 		if clang-format --dry-run -Werror $files >format.log 2>&1; then
 			record format 0 "clang-format clean"
@@ -106,6 +109,13 @@ for stage in $STAGES; do
 			tail -30 build-release.build.log 2>/dev/null
 			record static 1 "static release build failed"
 		fi
+		;;
+	fuzz)
+		# Two targets at a time, 20 s each: about a minute with the build.
+		./scripts/fuzz.sh 20 >build-fuzz.log 2>&1
+		rc=$?
+		tail -8 build-fuzz.log
+		record fuzz $rc "$(sed -n 's/^fuzz: //p' build-fuzz.log | tail -1)"
 		;;
 	*)
 		record "$stage" 1 "unknown stage"
