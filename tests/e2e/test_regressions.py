@@ -1,29 +1,20 @@
-"""Sidecar bugs found while building the fault matrix (test_faults.py).
+"""Regressions: two sidecar bugs the fault matrix (test_faults.py) found.
 
-These tests state the behaviour the README promises; they FAIL until the
-bugs are fixed in src/ (kept out of test_faults.py so that the matrix
-stays green meanwhile).
+1. A request arriving together with SIGTERM crashed the daemon: cleanup()
+   freed the check, then ran one more event-loop pass "to flush the last
+   replies" while the HTTP listener and its connections were still live,
+   so a request read in that pass reached the freed check (ASan:
+   heap-use-after-free in check_submit; plain build: SIGSEGV in about 6 of
+   10 tries). Now http_shutdown() stops listening and answers /healthz with
+   500 "livenessprobe is shutting down" before the check is freed.
 
-1. A request that arrives together with SIGTERM crashes the daemon.
-   main.c cleanup() frees the check (check_free) and then runs one more
-   event-loop pass "to flush the last replies" while the HTTP listener and
-   its connections are still live: a connection accepted or readable in
-   that pass is dispatched to serve_healthz -> check_submit on the freed
-   check (ASan: heap-use-after-free at check.c check_submit, called from
-   http.c serve_healthz, from cleanup's event_base_loop). Plain build:
-   SIGSEGV (exit -11) in about 6 of 10 tries; ASan: every time. The README
-   says SIGTERM answers waiting requests and exits 0. In a pod this is a
-   kubelet probe landing as the pod is deleted.
-
-2. With its file descriptors exhausted (RLIMIT_NOFILE reached by idle
-   client connections), the daemon spins on accept() EMFILE: ~100 % of a
-   core, and libevent logs "[warn] Error from accept() call: Too many open
-   files" about 450,000 times a second (54 MB of stderr in ~1.5 s). Go's
-   net/http (upstream) backs off 5 ms..1 s between failing accepts and
-   logs once per retry; and Go (>= 1.19) raises its soft RLIMIT_NOFILE to
-   the hard limit at start-up, which this daemon does not (a soft limit
-   of 1024 is reached by ~1,010 idle connections to the health port,
-   which listens on 0.0.0.0 by default).
+2. With its file descriptors exhausted by idle clients the daemon spun on
+   accept() EMFILE (~100 % of a core) and libevent logged "Error from
+   accept() call" ~450,000 times a second. Now a failing accept pauses the
+   listener 5 ms, doubling to 1 s, with one log line per retry, as Go's
+   net/http does; and the soft RLIMIT_NOFILE is raised to the hard limit at
+   start-up, as Go (>= 1.19) does, so ~1,010 idle connections no longer
+   reach a soft limit of 1024.
 """
 
 import os
