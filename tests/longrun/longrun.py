@@ -205,6 +205,9 @@ def run(lp, driver, port, seconds, work):
     print("sidecar RSS:     %.2f MB after %.0f s warm-up, %.2f MB at the end, max %.2f MB,"
           " drift %+d KiB" % (base[1] / 1024, base[0], last[1] / 1024, rss_max / 1024,
                               rss_drift))
+    minutes = [s for i, s in enumerate(samples)
+               if i == 0 or int(s[0] // 60) != int(samples[i - 1][0] // 60)]
+    print("RSS by minute:   " + " ".join("%.2f" % (s[1] / 1024) for s in minutes) + " MB")
     print("sidecar fds:     %d after warm-up, %d at the end, max %d, drift %+d"
           % (base[2], last[2], fds_max, fd_drift))
     print("sidecar CPU:     %.2f s in %.0f s (%.2f %% of a core)"
