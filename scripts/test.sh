@@ -61,8 +61,9 @@ for stage in $STAGES; do
 		if configure_build build-test -DCMAKE_BUILD_TYPE=Debug; then
 			(cd build-test && ctest -j"$JOBS" -LE e2e --output-on-failure) >build-test.unit.log 2>&1
 			rc1=$?
-			# End-to-end tests measure deadlines: one at a time, on a quiet machine.
-			(cd build-test && ctest -j1 -L e2e --output-on-failure) >build-test.e2e.log 2>&1
+			# Two files at a time; those that measure deadlines tightly run alone
+			# (RUN_SERIAL in tests/CMakeLists.txt).
+			(cd build-test && ctest -j2 -L e2e --output-on-failure) >build-test.e2e.log 2>&1
 			rc2=$?
 			tail -30 build-test.unit.log
 			tail -30 build-test.e2e.log
@@ -79,7 +80,7 @@ for stage in $STAGES; do
 			# gRPC's abseil keeps process-lifetime allocations; leaks are valgrind's job.
 			(cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 				UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-				LP_TIME_SCALE=3 ctest -j1 -L 'unit|e2e' --output-on-failure) >build-asan.log 2>&1
+				LP_TIME_SCALE=3 ctest -j2 -L 'unit|e2e' --output-on-failure) >build-asan.log 2>&1
 			rc=$?
 			tail -30 build-asan.log
 			record "asan+ubsan" $rc "$(ctest_line build-asan.log)"

@@ -1,7 +1,9 @@
 /*
  * csi-mock-driver's gRPC server, on the C core API with generic calls.
  *
- * One thread (the one in mock_server_run) owns everything here. It waits in
+ * Connections come from our own listener (mock_listener.h), whose thread
+ * hands each accepted socket to gRPC; apart from that, one thread (the one
+ * in mock_server_run) owns everything here, the script included. It waits in
  * grpc_completion_queue_next with the earliest pending reply time as the
  * deadline, so delayed replies need no timer threads and never block other
  * calls: each accepted call is either answered at once, parked in a list
@@ -9,7 +11,8 @@
  *
  * Life of a call (struct mock_call):
  *   accept   grpc_server_request_call completed; another request is posted
- *            at once so a call can always be accepted.
+ *            at once so a call can always be accepted. The answer (struct
+ *            mock_reply) is decided now, by the flags or the script.
  *   batches  RECV_MESSAGE (read and discard the request) and
  *            RECV_CLOSE_ON_SERVER (tells us when the call is over, also when
  *            the client cancels or its deadline passes) start right away; the
