@@ -8,8 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 INSTALL_BENCH_DEPS=1 ./scripts/install-deps.sh >/dev/null
-cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DLP_STATIC=ON -DLP_TESTS=OFF >/dev/null
-cmake --build build-release -j"$(nproc)" >/dev/null 2>&1
+./scripts/build-release.sh build-release
 
 dir=$(mktemp -d)
 sock="$dir/csi.sock"

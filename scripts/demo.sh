@@ -13,8 +13,7 @@ BUILD_DIR=${BUILD_DIR:-build-release}
 if ! command -v curl >/dev/null 2>&1; then
 	INSTALL_TEST_DEPS=1 ./scripts/install-deps.sh
 fi
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DLP_STATIC=ON -DLP_TESTS=OFF >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" >/dev/null 2>&1 || cmake --build "$BUILD_DIR" -j1
+./scripts/build-release.sh "$BUILD_DIR"
 
 dir=$(mktemp -d)
 sock="$dir/csi.sock"

@@ -14,6 +14,5 @@ BUILD_DIR=${BUILD_DIR:-build-release}
 if ! command -v python3 >/dev/null 2>&1; then
 	INSTALL_TEST_DEPS=1 ./scripts/install-deps.sh
 fi
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DLP_STATIC=ON -DLP_TESTS=OFF >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)" >/dev/null 2>&1 || cmake --build "$BUILD_DIR" -j1
+./scripts/build-release.sh "$BUILD_DIR"
 exec python3 tests/longrun/longrun.py "$BUILD_DIR" "$(awk "BEGIN { print $MINUTES * 60 }")"
