@@ -154,9 +154,13 @@ struct mock_script *mock_script_load(const char *path, char *err, size_t errlen)
 	L = sandbox_state(s->sb);
 	if (sandbox_load(s->sb, source, len, chunkname, HOOK_INSTRUCTION_LIMIT, err, errlen) < 0)
 		goto fail;
-	if (!lua_istable(L, -1) || lua_getmetatable(L, -1)) {
+	if (!lua_istable(L, -1)) {
 		snprintf(err, errlen, "%s: the script must return a plain table of hooks, got %s",
 		         s->name, luaL_typename(L, -1));
+		goto fail;
+	}
+	if (lua_getmetatable(L, -1)) {
+		snprintf(err, errlen, "%s: the table of hooks must not have a metatable", s->name);
 		goto fail;
 	}
 	lua_pushcfunction(L, bind_hooks);
@@ -437,9 +441,14 @@ int mock_script_answer(struct mock_script *s, enum mock_hook h, unsigned long n,
 		goto out;
 	}
 	lua_pop(co, nres - 1); /* the first result is the answer */
-	if (!lua_istable(co, -1) || lua_getmetatable(co, -1)) {
+	if (!lua_istable(co, -1)) {
 		snprintf(msg, sizeof(msg), "%s must return nil or a plain table, not %s",
 		         hook_names[h], luaL_typename(co, -1));
+		goto out;
+	}
+	if (lua_getmetatable(co, -1)) { /* its metamethods would run unhooked */
+		snprintf(msg, sizeof(msg), "%s must return a table without a metatable",
+		         hook_names[h]);
 		goto out;
 	}
 	lua_xmove(co, L, 1); /* stack: thread, answer */

@@ -247,6 +247,7 @@ class ScriptErrors(ScriptCase):
             if call.n == 5 then return 42 end
             if call.n == 6 then return os.time() end
             if call.n == 7 then return {ready = true, name = "x"} end
+            if call.n == 8 then return setmetatable({}, {}) end
             return {ready = true}""")
         mock, d = self.scripted(s)
         expected = [
@@ -257,6 +258,7 @@ class ScriptErrors(ScriptCase):
             "%s: probe must return nil or a plain table, not number" % s,
             "%s:9: attempt to index a nil value (global 'os')" % s,
             "%s: unknown field name in probe's answer" % s,
+            "%s: probe must return a table without a metatable" % s,
         ]
         for text in expected:
             self.assert_answer(d, 500, SCRIPT_ERROR + text)
@@ -298,8 +300,7 @@ class ScriptErrors(ScriptCase):
             ("x = = 1", ":1: unexpected symbol near '='"),
             ("return {probe = 3}", "probe must be a function, not number"),
             ("while true do end", "loading exceeded the instruction limit"),
-            ("return setmetatable({}, {})",
-             "the script must return a plain table of hooks, got table"),
+            ("return setmetatable({}, {})", "the table of hooks must not have a metatable"),
         ]
         for text, message in cases:
             with self.subTest(text=text):
