@@ -84,8 +84,9 @@ void mock_config_usage(FILE *out)
 	fprintf(out,
 	        "Usage: " PROG " [flags]\n"
 	        "Serves the CSI Identity service (Probe, GetPluginInfo, GetPluginCapabilities)\n"
-	        "on a unix socket and answers as the flags say. Prints \"listening PATH\" once\n"
-	        "ready and \"call method=M n=N\" per call on stdout.\n\n"
+	        "on a unix socket and answers as the flags say, or per call as a --script\n"
+	        "decides. Prints \"listening PATH\" once ready and \"call method=M n=N\" per\n"
+	        "call on stdout.\n\n"
 	        "Flags (one or two dashes; --flag=value or --flag value):\n");
 	for (i = 0; i < N_FLAGS; i++) {
 		const struct flag_def *f = &flag_defs[i];
