@@ -6,7 +6,6 @@
  */
 #include "http.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +38,6 @@
 
 /* One listening socket of a server, and its accept-retry timer. */
 struct http_listener {
-	struct http_server *server;
 	struct evhttp_bound_socket *bound;
 	struct event *resume; /* re-enables accepting after a failed accept */
 	int retry_ms;         /* the last delay; 0 after a quiet second */
@@ -456,7 +454,7 @@ static void on_resume_accepting(evutil_socket_t fd, short what, void *arg)
 /* accept() failed with something other than "try again": pause, as Go does. */
 static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
-	int err = errno;
+	int err = EVUTIL_SOCKET_ERROR(); /* libevent leaves accept's error for this callback */
 	struct http_listener *l = find_listener(lev);
 	struct timespec now;
 	char delay[32];
@@ -478,10 +476,9 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 
 int http_serve(struct http_server *s, int fd)
 {
-	struct http_listener *l = &s->listeners[s->n_listeners];
 	if (s->n_listeners == MAX_LISTENERS)
 		goto fail;
-	l->server = s;
+	struct http_listener *l = &s->listeners[s->n_listeners];
 	l->resume = evtimer_new(s->base, on_resume_accepting, l);
 	if (!l->resume)
 		goto fail;
