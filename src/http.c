@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h> /* TAILQ_FOREACH over libevent's header list */
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <event2/util.h>
 #include <zlib.h>
 
 #include "check.h"
@@ -369,9 +371,44 @@ static char *target_path(struct evhttp_request *req, char **query)
 	return strdup(p && p[0] ? p : "/");
 }
 
+/*
+ * Content-Length headers that disagree: Go's net/http refuses the request
+ * (request-smuggling hardening, RFC 7230 section 3.3.2) where libevent
+ * takes the first; identical repeats pass in both. libevent has already
+ * trimmed the values.
+ */
+static bool conflicting_lengths(struct evhttp_request *req)
+{
+	const char *first = NULL;
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+	{
+		if (evutil_ascii_strcasecmp(kv->key, "Content-Length") != 0)
+			continue;
+		if (!first)
+			first = kv->value;
+		else if (strcmp(first, kv->value) != 0)
+			return true;
+	}
+	return false;
+}
+
+/* Go's answer to a request it cannot parse: 400, and the connection closed. */
+static void reply_bad_request(struct evhttp_request *req)
+{
+	static const char body[] = "400 Bad Request";
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	set_text_type(req);
+	reply(req, 400, "Bad Request", body, sizeof(body) - 1);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_server *s = arg;
+	if (conflicting_lengths(req)) {
+		reply_bad_request(req);
+		return;
+	}
 	char *query = NULL;
 	char *raw = target_path(req, &query);
 	size_t dlen = 0;
