@@ -25,7 +25,7 @@ RUN cmake -S . -B /out -DCMAKE_BUILD_TYPE=Release -DLP_STATIC=ON -DLP_TESTS=OFF 
 # ---- mock: csi-mock-driver, for trying the sidecar and failure drills ----
 FROM scratch AS mock
 LABEL org.opencontainers.image.title="csi-mock-driver" \
-      org.opencontainers.image.description="CSI Identity server whose answers are set by flags, for testing livenessprobe and deployments" \
+      org.opencontainers.image.description="CSI Identity server whose answers are set by flags or a Lua script, for testing livenessprobe and deployments" \
       org.opencontainers.image.source="https://example.invalid/livenessprobe-c"
 COPY --from=build /out/csi-mock-driver /csi-mock-driver
 ENTRYPOINT ["/csi-mock-driver"]

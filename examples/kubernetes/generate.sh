@@ -91,3 +91,76 @@ gen latency-limit latency_limit.lua "" \
 	"Latency limit: unhealthy when Probe takes over 0.5 s in 3 checks in a row."
 gen json-details json_details.lua "" \
 	"JSON details: the body is a JSON document with the last probes (kubectl port-forward, then curl)."
+
+# The failure lab: csi-mock-driver as the driver container, running one of
+# examples/failure-modes/*.lua (all of them ship in one ConfigMap), with the
+# sidecar and a livenessProbe, to watch what kubelet does with a failure.
+{
+	cat <<EOF2
+# Failure lab: csi-mock-driver plays the CSI driver and fails the way the
+# chosen script says (README "Scripting failures"); the sidecar and the
+# livenessProbe are set up as for a real driver. Pick another failure by
+# changing --script, then watch kubelet react:
+#   kubectl apply -f failure-lab.yaml
+#   kubectl get pod csi-failure-lab -w        (RESTARTS counts driver restarts)
+#   kubectl logs csi-failure-lab -c liveness-probe
+# The images come from the Dockerfile (scripts/image.sh):
+# csi-mock-driver-c:latest (--target mock) and livenessprobe-c:latest.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: csi-mock-driver-failure-modes
+data:
+EOF2
+	for f in ../failure-modes/*.lua; do
+		printf '  %s: |\n' "$(basename "$f")"
+		sed 's/^/    /' "$f"
+	done
+	cat <<EOF2
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: csi-failure-lab
+  labels:
+    app: csi-failure-lab
+spec:
+  containers:
+    - name: csi-driver
+      image: csi-mock-driver-c:latest
+      args:
+        - --csi-address=/csi/csi.sock
+        - --script=/etc/failure-modes/wedged.lua
+      ports:
+        - containerPort: 9808
+          name: healthz
+          protocol: TCP
+      livenessProbe:
+        failureThreshold: 3
+        httpGet:
+          path: /healthz
+          port: healthz
+        initialDelaySeconds: 5
+        timeoutSeconds: 3
+        periodSeconds: 2
+      volumeMounts:
+        - mountPath: /csi
+          name: socket-dir
+        - mountPath: /etc/failure-modes
+          name: failure-modes
+          readOnly: true
+    - name: liveness-probe
+      image: livenessprobe-c:latest
+      args:
+        - --csi-address=/csi/csi.sock
+      volumeMounts:
+        - mountPath: /csi
+          name: socket-dir
+  volumes:
+    - name: socket-dir
+      emptyDir: {}
+    - name: failure-modes
+      configMap:
+        name: csi-mock-driver-failure-modes
+EOF2
+} >failure-lab.yaml

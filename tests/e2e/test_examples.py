@@ -3,7 +3,8 @@
 Each runs in the real daemon against csi-mock-driver scenarios; where a
 scenario needs a driver that changes its answers, the mock is restarted on
 the same socket path with other flags. The Kubernetes manifests
-(examples/kubernetes/*.yaml) must be what generate.sh makes of the policies.
+(examples/kubernetes/*.yaml) must be what generate.sh makes of the policies
+and of the failure-mode scripts (failure-lab.yaml).
 """
 
 import json
@@ -256,13 +257,13 @@ class JsonDetailsTest(ExampleCase):
 # ---------------------------------------------------------------------------
 # Manifests
 
-def configmap_policy(text):
-    """The policy.lua block of a ConfigMap manifest, unindented."""
+def configmap_file(text, key):
+    """The `key: |` block of a ConfigMap manifest, unindented."""
     lines = text.split("\n")
-    start = lines.index("  policy.lua: |") + 1
+    start = lines.index("  %s: |" % key) + 1
     out = []
     for line in lines[start:]:
-        if line == "---":
+        if line == "---" or re.match(r"^  \S", line):
             break
         if not line.startswith("    "):
             raise AssertionError("line %r ends the block early" % line)
@@ -270,12 +271,22 @@ def configmap_policy(text):
     return "\n".join(out) + "\n"
 
 
+def configmap_policy(text):
+    """The policy.lua block of a ConfigMap manifest, unindented."""
+    return configmap_file(text, "policy.lua")
+
+
+def container_args(text, name):
+    """The args of container name in a manifest."""
+    m = re.search(r"- name: %s\n(?:.*\n)*?      args:\n((?:        - .*\n)+)" % name, text)
+    if not m:
+        raise AssertionError("no %s args" % name)
+    return [line.strip()[2:] for line in m.group(1).splitlines()]
+
+
 def sidecar_args(text):
     """The args of the liveness-probe container of a manifest."""
-    m = re.search(r"- name: liveness-probe\n(?:.*\n)*?      args:\n((?:        - .*\n)+)", text)
-    if not m:
-        raise AssertionError("no liveness-probe args")
-    return [line.strip()[2:] for line in m.group(1).splitlines()]
+    return container_args(text, "liveness-probe")
 
 
 class ManifestTest(ExampleCase):
@@ -325,6 +336,29 @@ class ManifestTest(ExampleCase):
                     self.assertEqual(f.read(), fresh,
                                      "examples/kubernetes/%s is out of date: run "
                                      "examples/kubernetes/generate.sh" % name)
+
+    def test_failure_lab(self):
+        # failure-lab.yaml: its ConfigMap carries every failure-mode script
+        # as it is, and its two containers' args work (paths made local).
+        failure_modes = os.path.join(EXAMPLES, "failure-modes")
+        with open(os.path.join(KUBERNETES, "failure-lab.yaml")) as f:
+            text = f.read()
+        scripts = sorted(n for n in os.listdir(failure_modes) if n.endswith(".lua"))
+        self.assertEqual(sorted(re.findall(r"(?m)^  (\S+\.lua): \|$", text)), scripts)
+        for name in scripts:
+            with open(os.path.join(failure_modes, name)) as f:
+                self.assertEqual(configmap_file(text, name), f.read(), name)
+        driver = container_args(text, "csi-driver")
+        self.assertEqual(driver[0], "--csi-address=/csi/csi.sock")
+        script = re.fullmatch(r"--script=/etc/failure-modes/(\S+)", driver[1])
+        self.assertIsNotNone(script, driver)
+        self.assertIn(script.group(1), scripts)
+        mock = self.start_mock("--script=" + os.path.join(failure_modes, script.group(1)),
+                               *driver[2:])
+        local = [a for a in sidecar_args(text) if not a.startswith("--csi-address=")]
+        d = self.start_daemon(*local, csi=mock.socket_path)
+        r = d.request()
+        self.assertEqual((r.status, r.text()), (200, "ok"))
 
     def test_configmaps_carry_the_example_policies(self):
         for name, manifest in self.manifests().items():
