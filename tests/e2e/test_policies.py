@@ -3,7 +3,8 @@
 DESIGN.md "Policy scripts" is the contract: loading (--policy, --check-policy),
 the ctx API, the limits, fallback to the built-in policy, the worker process
 and reload (file watch, ConfigMap ..data swap, SIGHUP). The hostile policies
-are files in tests/e2e/policies/: each must end in the built-in policy's
+are files in tests/e2e/policies/ (the library writes made from one
+template there): each must end in the built-in policy's
 answer, on time, logged and counted, and leave the daemon answering, idle and
 no bigger than before.
 """
@@ -20,6 +21,24 @@ import time
 import lpharness as h
 
 POLICIES = os.path.join(h.HERE, "policies")
+
+# The library-write fixtures share one body (policies/library_write.lua.in):
+# odd checks try the write, even checks verify the libraries. name: (what it
+# does, for the header comment; the write statement).
+LIBRARY_WRITE_TEMPLATE = os.path.join(POLICIES, "library_write.lua.in")
+LIBRARY_WRITES = {
+    "write_global": ("writes a global.", "x = 1"),
+    "write_global_table": ("writes a global through _G.", "_G.x = 1"),
+    "write_rawset_library": ("writes around the metatable with rawset.",
+                             'rawset(string, "upper", nil)'),
+    "write_setmetatable_library": ("removes the string library's metatable.",
+                                   "setmetatable(string, nil)"),
+    "write_string_field": ("replaces a string library function.", "string.upper = nil"),
+    "write_string_metatable": ("edits the string metatable's __index.",
+                               'getmetatable("").__index.upper = nil'),
+    "write_through_load": ("writes from a chunk made with load.",
+                           'load("string.upper = nil; x = 1")()'),
+}
 
 HEALTHY = (200, "ok")
 NOT_READY = (500, h.NOT_READY_BODY)
@@ -76,6 +95,18 @@ class PolicyCase(h.LPTestCase):
         with open(path, "w") as f:
             f.write(text)
         return path
+
+    def hostile_fixture(self, name):
+        """The path of hostile fixture name: a file in POLICIES, or a library
+        write rendered from its template into the test's directory."""
+        if name not in LIBRARY_WRITES:
+            return os.path.join(POLICIES, name + ".lua")
+        what, statement = LIBRARY_WRITES[name]
+        with open(LIBRARY_WRITE_TEMPLATE) as f:
+            text = f.read()
+        # The template's own two-line header says how it is filled in.
+        text = text.split("\n", 2)[2].replace("@WHAT@", what).replace("@WRITE@", statement)
+        return self.write(text, name + ".lua")
 
     def policy_daemon(self, policy, *args, mock=None, mock_args=(), wait=True):
         """A daemon running policy, serving /healthz and /metrics on one port."""
@@ -268,9 +299,9 @@ class CheckPolicyTest(PolicyCase):
 
     def test_hostile_fixtures_load(self):
         # Every hostile fixture is hostile at check time, not at load time.
-        for path in sorted(glob.glob(os.path.join(POLICIES, "*.lua"))):
-            with self.subTest(policy=os.path.basename(path)):
-                rc, out, err = self.run_daemon("--check-policy=" + path)
+        for name in sorted(HOSTILE):
+            with self.subTest(policy=name):
+                rc, out, err = self.run_daemon("--check-policy=" + self.hostile_fixture(name))
                 self.assertEqual(rc, 0, err)
 
 
@@ -657,11 +688,12 @@ class HostileTest(PolicyCase):
 
     def test_every_fixture_is_listed(self):
         files = {os.path.basename(p)[:-4] for p in glob.glob(os.path.join(POLICIES, "*.lua"))}
-        self.assertEqual(files, set(HOSTILE))
+        self.assertEqual(files | set(LIBRARY_WRITES), set(HOSTILE))
+        self.assertEqual(files & set(LIBRARY_WRITES), set())
 
     def run_hostile(self, name):
         reasons, err_text, every, kills = HOSTILE[name]
-        path = os.path.join(POLICIES, name + ".lua")
+        path = self.hostile_fixture(name)
         runs = []
         for label, mock_args, want in (("ready", [], HEALTHY),
                                        ("not-ready", ["--ready=false"], NOT_READY)):
