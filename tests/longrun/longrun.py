@@ -17,7 +17,6 @@ usage: longrun.py BUILD_DIR SECONDS
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import kubeprober  # noqa: E402
+import lpharness as h  # noqa: E402
 
 PROBE_TIMEOUT = 1.0
 LATE_SLACK = 0.25
@@ -51,22 +51,6 @@ EXPECTED = {
 }
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
@@ -84,7 +68,7 @@ def quiet_sample(pid, start):
     after, so an instant sample may count that connection.
     """
     time.sleep(QUIET)
-    return (time.monotonic() - start, rss_kib(pid), fd_count(pid))
+    return (time.monotonic() - start, h.rss_kib_of(pid), fd_count(pid))
 
 
 class Driver:
@@ -121,7 +105,7 @@ def main():
     sock = os.path.join(work, "csi.sock")
     driver = Driver(build, sock, os.path.join(HERE, "flapping_driver.lua"), work)
     driver.start()
-    port = free_port()
+    port = h.free_port()
     log = open(os.path.join(work, "livenessprobe.log"), "w")
     lp = subprocess.Popen([os.path.join(build, "livenessprobe"), "--csi-address=" + sock,
                            "--health-port=%d" % port, "--probe-timeout=1s"],
