@@ -578,6 +578,17 @@ class LPTestCase(unittest.TestCase):
         self._counter += 1
         return "%s%d" % (base, self._counter)
 
+    def write_file(self, name, text, directory=None):
+        """Writes text to name in the test's directory (or directory); returns the path."""
+        path = os.path.join(directory or self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def script_flag(self, name, text):
+        """A csi-mock-driver script written to name, as a --script= flag."""
+        return "--script=" + self.write_file(name, text)
+
     def sock_path(self, name="csi.sock"):
         return os.path.join(self.tmp, name)
 

@@ -181,12 +181,6 @@ class FaultMatrixTest(h.LPTestCase):
         self.stop_mock(mock, sig)
         return self.start_mock(*args, path=mock.socket_path)
 
-    def script(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return "--script=" + path
-
     def back_to_healthy(self, d, limit=None):
         """Polls /healthz until 200 ok; returns that answer."""
         deadline = time.monotonic() + (h.scaled(3.0) if limit is None else limit)
@@ -405,7 +399,7 @@ return driver
 
     def test_row09_flapping(self):
         mock, d, base = self.warm_daemon()
-        mock = self.swap_driver(mock, self.script("flap.lua", self.FLAP))
+        mock = self.swap_driver(mock, self.script_flag("flap.lua", self.FLAP))
         seen = []
         times = []
         for i in range(12):
@@ -435,7 +429,7 @@ return driver
     def script_row(self, name, text, n=3):
         """Warm pair; the driver restarts with a script; n answers."""
         mock, d, base = self.warm_daemon()
-        mock = self.swap_driver(mock, self.script(name, text))
+        mock = self.swap_driver(mock, self.script_flag(name, text))
         answers = [self.get(d) for _ in range(n)]
         return mock, d, base, answers
 
@@ -508,7 +502,7 @@ return driver
             self.assertAnswer(r, 500, prefix, prefix=True)
         self.assertEqual(mock.calls(), 2 * len(answers))
         # Only the odd calls are closed: every request's first call.
-        mock = self.swap_driver(mock, self.script("close_odd.lua", """
+        mock = self.swap_driver(mock, self.script_flag("close_odd.lua", """
 local driver = {}
 function driver.probe(call)
   if call.n % 2 == 1 then return {action = "close_connection"} end

@@ -29,10 +29,7 @@ def oversized_body(size):
 class ScriptCase(h.LPTestCase):
 
     def script(self, text, name="driver.lua"):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
+        return self.write_file(name, text)
 
     def probe_script(self, body):
         """A script whose probe hook is body (Lua statements using call)."""

@@ -55,12 +55,6 @@ class Pod:
 
 class PodTest(h.LPTestCase):
 
-    def script(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return "--script=" + path
-
     def run_until(self, prober, predicate, limit):
         """Runs prober until predicate(probes, restarts); returns both."""
         prober.start()
@@ -81,7 +75,7 @@ class PodTest(h.LPTestCase):
         # its start: the sidecar's start-up, slow under valgrind, must not eat
         # the healthy phase), then every Probe hangs; the restarted one
         # (plain flags) is healthy.
-        hang = self.script("hang.lua", """
+        hang = self.script_flag("hang.lua", """
 local driver = {}
 local first
 function driver.probe(call)
@@ -171,7 +165,7 @@ return driver
 """
 
     def init_pod(self, sidecar_args):
-        init = self.script("init.lua", self.INIT % ((self.INIT_SECONDS,) * 2))
+        init = self.script_flag("init.lua", self.INIT % ((self.INIT_SECONDS,) * 2))
         pod = Pod(self, [init], sidecar_args)
         prober = pod.prober(timeout=1.0 + h.scaled(1.0), failure_threshold=2,
                             initial_delay=0.5)
@@ -203,9 +197,7 @@ return driver
         text, n = re.subn(r"(?m)^local GRACE_SECONDS = .*$",
                           "local GRACE_SECONDS = 10", text)
         self.assertEqual(n, 1)
-        policy = os.path.join(self.tmp, "startup_grace.lua")
-        with open(policy, "w") as f:
-            f.write(text)
+        policy = self.write_file("startup_grace.lua", text)
         pod, prober = self.init_pod(["--policy=" + policy])
 
         def ready_for_a_while(probes, restarts):

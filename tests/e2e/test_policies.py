@@ -91,10 +91,7 @@ class PolicyCase(h.LPTestCase):
     """Helpers shared by the policy tests."""
 
     def write(self, text, name="policy.lua", directory=None):
-        path = os.path.join(directory or self.tmp, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
+        return self.write_file(name, text, directory)
 
     def hostile_fixture(self, name):
         """The path of hostile fixture name: a file in POLICIES, or a library
