@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "csi.h"
 #include "log.h"
 #include "metrics.h"
@@ -40,7 +41,7 @@ struct check {
 	bool next_worker_set;
 	struct metrics *metrics;
 	struct check_options options;
-	char driver[256];
+	char *driver; /* for log lines */
 
 	struct check_waiter *waiters; /* parked requests of the check in flight */
 	bool running;
@@ -142,7 +143,7 @@ static void fallback(struct check *c, const struct policy_step *s)
 		start_run(c, false, true);
 	} else {
 		/* No probe yet: one probe with the full probe timeout, from now. */
-		c->deadline_ns = csi_now_ns() + c->options.probe_timeout_ns;
+		c->deadline_ns = clock_deadline(c->options.probe_timeout_ns);
 		start_run(c, false, false);
 	}
 }
@@ -197,13 +198,13 @@ static void do_probe(struct check *c, double seconds)
 		deliver_soon(c, &c->last);
 		return;
 	}
-	int64_t now = csi_now_ns();
+	int64_t now = clock_now_ns();
 	/* A timeout past the check's end (even math.huge) is capped by the check deadline. */
 	int64_t timeout = c->options.probe_timeout_ns;
 	if (seconds > 0)
 		timeout = seconds * 1e9 < (double)(c->deadline_ns - now) ? (int64_t)(seconds * 1e9)
 		                                                         : c->deadline_ns - now;
-	int64_t deadline = now + timeout;
+	int64_t deadline = clock_add(now, timeout);
 	if (deadline > c->deadline_ns)
 		deadline = c->deadline_ns;
 	if (deadline <= now || timeout <= 0) {
@@ -213,7 +214,7 @@ static void do_probe(struct check *c, double seconds)
 		deliver_soon(c, &r);
 		return;
 	}
-	LOG_INFO_V(5, "Sending probe request to CSI driver", "driver", c->driver);
+	LOG_INFO_V(5, "Sending probe request to CSI driver", "driver", c->driver ? c->driver : "");
 	if (csi_probe(c->csi, deadline, on_probe_result, c) < 0) {
 		struct csi_probe_result r;
 		csi_unreachable_result(&r, 0);
@@ -228,9 +229,7 @@ static void handle_step(struct check *c, const struct policy_step *s)
 		do_probe(c, s->seconds);
 		break;
 	case POLICY_STEP_SLEEP: {
-		int64_t ns = (int64_t)(s->seconds * 1e9);
-		struct timeval tv = {.tv_sec = ns / 1000000000,
-		                     .tv_usec = (ns % 1000000000) / 1000};
+		struct timeval tv = clock_timeval((int64_t)(s->seconds * 1e9));
 		evtimer_add(c->sleep_timer, &tv);
 		break;
 	}
@@ -278,7 +277,11 @@ void check_set_worker(struct check *c, struct worker *worker)
 
 void check_set_driver(struct check *c, const char *name)
 {
-	snprintf(c->driver, sizeof(c->driver), "%s", name);
+	char *copy = strdup(name);
+	if (!copy)
+		return; /* log lines keep the previous name */
+	free(c->driver);
+	c->driver = copy;
 }
 
 struct check_waiter *check_submit(struct check *c, check_cb cb, void *arg)
@@ -298,7 +301,7 @@ struct check_waiter *check_submit(struct check *c, check_cb cb, void *arg)
 	swap_worker(c);
 	c->running = true;
 	c->have_last = false;
-	c->deadline_ns = csi_now_ns() + c->options.check_timeout_ns;
+	c->deadline_ns = clock_deadline(c->options.check_timeout_ns);
 	/*
 	 * Started from the loop, not from here: a run can end at once (the
 	 * built-in policy failing on its first step), and the answer must
@@ -335,5 +338,6 @@ void check_free(struct check *c)
 		event_free(c->sleep_timer);
 	if (c->soon)
 		event_free(c->soon);
+	free(c->driver);
 	free(c);
 }

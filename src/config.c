@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "duration.h"
+#include "utf8.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -159,46 +160,6 @@ static const char reason_vmodule[] = "syntax error: expect comma-separated list 
 
 /* ---- Go-compatible quoting (%q) ---- */
 
-/* Length of the valid UTF-8 sequence at s, with its code point; 0 when invalid. */
-static int utf8_decode(const unsigned char *s, uint32_t *cp)
-{
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	int len;
-	uint32_t value;
-	unsigned char lo = 0x80, hi = 0xbf; /* bounds of the second byte */
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		value = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		value = s[0] & 0x0f;
-		if (s[0] == 0xe0)
-			lo = 0xa0; /* overlong */
-		if (s[0] == 0xed)
-			hi = 0x9f; /* surrogates */
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		value = s[0] & 0x07;
-		if (s[0] == 0xf0)
-			lo = 0x90; /* overlong */
-		if (s[0] == 0xf4)
-			hi = 0x8f; /* beyond U+10FFFF */
-	} else {
-		return 0;
-	}
-	for (int i = 1; i < len; i++) {
-		unsigned char c = s[i];
-		if (i == 1 ? c < lo || c > hi : c < 0x80 || c > 0xbf)
-			return 0;
-		value = value << 6 | (c & 0x3f);
-	}
-	*cp = value;
-	return len;
-}
-
 /*
  * Go's unicode.IsPrint for code points ≥ U+0080, approximated: controls,
  * spaces other than U+0020, format characters, private use and
@@ -218,11 +179,12 @@ static void put_quoted(FILE *out, const char *s)
 	static const char escapes[] = "\a\b\f\n\r\t\v";
 	static const char letters[] = "abfnrtv";
 	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *end = p + strlen(s);
 
 	fputc('"', out);
 	while (*p != '\0') {
 		uint32_t cp;
-		int len = utf8_decode(p, &cp);
+		int len = utf8_decode(p, (size_t)(end - p), &cp);
 		const char *esc = *p < 0x80 ? strchr(escapes, *p) : NULL;
 		if (len == 0) {
 			fprintf(out, "\\x%02x", *p);

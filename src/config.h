@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+#include "log.h" /* enum log_format */
 
 struct config {
 	/* Program flags, upstream names and defaults. */

@@ -1,18 +1,12 @@
 /*
  * One long-lived gRPC channel to the CSI driver (DESIGN.md "Where we differ
- * from upstream"), driven from the libevent loop.
- *
- * Threads: gRPC's own, plus one completion thread blocked in
- * grpc_completion_queue_next. That thread does nothing but forward each
- * completion (tag + success) through a pipe; the loop reads the pipe and
- * finishes the operation. So all state below is touched by the loop thread
- * only, and no lock is needed.
+ * from upstream"), driven from the libevent loop: completions arrive on the
+ * loop thread through grpc_loop, so all state below is touched by the loop
+ * thread only, and no lock is needed. A channel that must be replaced is
+ * retired to grpc_loop's reaper, never destroyed here: that can block.
  */
 #include "csi.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +22,13 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "clock.h"
 #include "csi.pb-c.h"
+#include "grpc_loop.h"
 #include "grpc_status.h"
 #include "log.h"
 #include "metrics.h"
+#include "utf8.h"
 
 #define METHOD_PROBE "/csi.v1.Identity/Probe"
 #define METHOD_INFO  "/csi.v1.Identity/GetPluginInfo"
@@ -39,6 +36,8 @@
 #define OWN_DEADLINE_SLACK_NS 20000000LL
 /* Start-up waits forever; this is only how often it says so. */
 #define STILL_WAITING_INTERVAL_S 10
+/* Deadlines further away than this (100 years) are none. */
+#define NEVER_NS (100LL * 365 * 24 * 3600 * 1000000000)
 
 enum op_kind { OP_PROBE, OP_INFO };
 
@@ -59,19 +58,13 @@ struct csi_call {
 	bool retried; /* already re-sent once after the connection broke under it */
 };
 
-/* What the completion thread writes into the pipe: small enough to be atomic. */
-struct completion {
-	void *tag;
-	int success;
-};
-
 struct csi {
 	struct event_base *base;
 	struct metrics *metrics;
 	struct csi_address address;
-	char driver_name[256]; /* "" until GetPluginInfo succeeded */
+	char *driver_name; /* NULL until GetPluginInfo succeeded */
 
-	grpc_completion_queue *cq;
+	struct grpc_loop *grpc;
 	grpc_channel *channel;
 	/*
 	 * Identity of the socket file the channel dials (ino 0 = unknown). The
@@ -81,11 +74,6 @@ struct csi {
 	dev_t socket_dev;
 	ino_t socket_ino;
 	struct timespec socket_ctime;
-
-	pthread_t thread;
-	bool thread_started;
-	int pipe_rd, pipe_wr;
-	struct event *pipe_event;
 
 	struct csi_call *in_flight; /* at most one call (a probe or GetPluginInfo) */
 	csi_probe_cb probe_cb;
@@ -98,13 +86,6 @@ struct csi {
 	/* Start-up's "Still connecting" reminder. */
 	struct event *still_timer;
 };
-
-int64_t csi_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 enum csi_address_kind csi_address_parse(const char *value, struct csi_address *out, char *errbuf,
                                         size_t errlen)
@@ -151,33 +132,11 @@ enum csi_address_kind csi_address_parse(const char *value, struct csi_address *o
 /* gRPC's clock has its own epoch: convert through a relative span. */
 static gpr_timespec grpc_deadline(int64_t deadline_ns)
 {
-	if (deadline_ns == INT64_MAX)
+	int64_t left = clock_left(deadline_ns);
+	/* A deadline a century away (a saturated one) is no deadline. */
+	if (left >= NEVER_NS)
 		return gpr_inf_future(GPR_CLOCK_MONOTONIC);
-	int64_t left = deadline_ns - csi_now_ns();
-	if (left < 0)
-		left = 0;
 	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(left, GPR_TIMESPAN));
-}
-
-static void *completion_thread(void *arg)
-{
-	struct csi *csi = arg;
-	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(
-		        csi->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		if (ev.type == GRPC_QUEUE_SHUTDOWN)
-			break;
-		if (ev.type != GRPC_OP_COMPLETE)
-			continue;
-		struct completion c;
-		memset(&c, 0, sizeof(c)); /* padding too: the bytes go through a pipe */
-		c.tag = ev.tag;
-		c.success = ev.success;
-		/* A pipe write of 16 bytes is atomic; EINTR is the only retry case. */
-		while (write(csi->pipe_wr, &c, sizeof(c)) < 0 && errno == EINTR)
-			;
-	}
-	return NULL;
 }
 
 static int stat_socket(const struct csi *csi, struct stat *st)
@@ -232,12 +191,11 @@ static int channel_open(struct csi *csi, char *errbuf, size_t errlen)
 	return 0;
 }
 
+/* The channel is retired, not destroyed here: grpc_channel_destroy can block (grpc_loop.h). */
 static void channel_close(struct csi *csi)
 {
-	if (csi->channel) {
-		grpc_channel_destroy(csi->channel);
-		csi->channel = NULL;
-	}
+	grpc_loop_retire_channel(csi->grpc, csi->channel);
+	csi->channel = NULL;
 }
 
 static void call_free(struct csi_call *c)
@@ -273,7 +231,7 @@ static int call_start(struct csi *csi, enum op_kind kind, const char *method,
 	c->details = grpc_empty_slice();
 	grpc_metadata_array_init(&c->initial_md);
 	grpc_metadata_array_init(&c->trailing_md);
-	c->start_ns = csi_now_ns();
+	c->start_ns = clock_now_ns();
 	c->deadline_ns = deadline_ns;
 	c->retried = retry;
 	/*
@@ -290,8 +248,9 @@ static int call_start(struct csi *csi, enum op_kind kind, const char *method,
 	grpc_slice_unref(slice);
 
 	grpc_slice method_slice = grpc_slice_from_static_string(method);
-	c->call = grpc_channel_create_call(csi->channel, NULL, GRPC_PROPAGATE_DEFAULTS, csi->cq,
-	                                   method_slice, NULL, grpc_deadline(deadline_ns), NULL);
+	c->call = grpc_channel_create_call(csi->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
+	                                   grpc_loop_queue(csi->grpc), method_slice, NULL,
+	                                   grpc_deadline(deadline_ns), NULL);
 	if (!c->call)
 		goto err;
 
@@ -375,11 +334,8 @@ static void format_rpc_error(char *out, size_t len, int code, const char *messag
 
 static void copy_details(const struct csi_call *c, char *out, size_t len)
 {
-	size_t n = GRPC_SLICE_LENGTH(c->details);
-	if (n >= len)
-		n = len - 1;
-	memcpy(out, GRPC_SLICE_START_PTR(c->details), n);
-	out[n] = '\0';
+	utf8_copy(out, len, (const char *)GRPC_SLICE_START_PTR(c->details),
+	          GRPC_SLICE_LENGTH(c->details));
 }
 
 static bool channel_ready(struct csi *csi)
@@ -422,7 +378,8 @@ static bool broken_under_call(struct csi *csi, const struct csi_call *c, bool su
 {
 	return success && c->kind == OP_PROBE && !c->retried &&
 	       c->status == GRPC_STATUS_UNAVAILABLE &&
-	       (!channel_ready(csi) || transport_lost_details(c)) && csi_now_ns() < c->deadline_ns;
+	       (!channel_ready(csi) || transport_lost_details(c)) &&
+	       clock_now_ns() < c->deadline_ns;
 }
 
 /*
@@ -434,7 +391,7 @@ static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bo
 {
 	memset(r, 0, sizeof(*r));
 	r->ready = -1;
-	r->seconds = (double)(csi_now_ns() - c->start_ns) / 1e9;
+	r->seconds = (double)(clock_now_ns() - c->start_ns) / 1e9;
 	r->code = success ? (int)c->status : GRPC_STATUS_UNKNOWN;
 	copy_details(c, r->message, sizeof(r->message));
 	r->connected = true;
@@ -444,7 +401,7 @@ static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bo
 	 * noticed it first (the driver's gRPC server knows it too). Earlier, the
 	 * driver itself answered DEADLINE_EXCEEDED and its message stands.
 	 */
-	bool own_deadline = csi_now_ns() >= c->deadline_ns - OWN_DEADLINE_SLACK_NS;
+	bool own_deadline = clock_now_ns() >= c->deadline_ns - OWN_DEADLINE_SLACK_NS;
 	if (r->code == GRPC_STATUS_DEADLINE_EXCEEDED && own_deadline) {
 		/*
 		 * Connected means a live connection to the driver exists now: then
@@ -481,7 +438,7 @@ static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bo
 
 static void info_from_call(const struct csi_call *c, bool success, struct csi_plugin_info *info)
 {
-	char message[512];
+	char message[CSI_TEXT_MAX];
 	memset(info, 0, sizeof(*info));
 	info->code = success ? (int)c->status : GRPC_STATUS_UNKNOWN;
 	copy_details(c, message, sizeof(message));
@@ -495,10 +452,11 @@ static void info_from_call(const struct csi_call *c, bool success, struct csi_pl
 			snprintf(message, sizeof(message),
 			         "grpc: failed to unmarshal the received message");
 		} else {
-			snprintf(info->name, sizeof(info->name), "%s",
-			         resp->name ? resp->name : "");
-			snprintf(info->vendor_version, sizeof(info->vendor_version), "%s",
-			         resp->vendor_version ? resp->vendor_version : "");
+			const char *name = resp->name ? resp->name : "";
+			const char *vendor = resp->vendor_version ? resp->vendor_version : "";
+			utf8_copy(info->name, sizeof(info->name), name, strlen(name));
+			utf8_copy(info->vendor_version, sizeof(info->vendor_version), vendor,
+			          strlen(vendor));
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
 		}
 	}
@@ -526,7 +484,7 @@ static void finish_call(struct csi *csi, struct csi_call *c, bool success)
 			return;
 		}
 		struct csi_probe_result r;
-		csi_unreachable_result(&r, (double)(csi_now_ns() - start) / 1e9);
+		csi_unreachable_result(&r, (double)(clock_now_ns() - start) / 1e9);
 		csi->probe_cb(&r, csi->cb_arg);
 		return;
 	}
@@ -535,8 +493,8 @@ static void finish_call(struct csi *csi, struct csi_call *c, bool success)
 		probe_result_from_call(csi, c, success, &r);
 		/* Only RPCs that reached the driver are observed (UPSTREAM.md §4.1). */
 		if (r.connected)
-			metrics_observe_rpc(csi->metrics, csi->driver_name, METHOD_PROBE, r.code,
-			                    r.seconds);
+			metrics_observe_rpc(csi->metrics, csi->driver_name ? csi->driver_name : "",
+			                    METHOD_PROBE, r.code, r.seconds);
 		call_free(c);
 		csi->probe_cb(&r, csi->cb_arg);
 	} else {
@@ -544,7 +502,7 @@ static void finish_call(struct csi *csi, struct csi_call *c, bool success)
 		info_from_call(c, success, &info);
 		/* The start-up call is recorded before the name is known. */
 		metrics_observe_rpc(csi->metrics, "unknown-driver", METHOD_INFO, info.code,
-		                    (double)(csi_now_ns() - c->start_ns) / 1e9);
+		                    (double)(clock_now_ns() - c->start_ns) / 1e9);
 		call_free(c);
 		if (csi->still_timer)
 			event_del(csi->still_timer);
@@ -557,22 +515,16 @@ static void finish_call(struct csi *csi, struct csi_call *c, bool success)
 	}
 }
 
-static void on_pipe_readable(evutil_socket_t fd, short what, void *arg)
+static void on_completion(void *tag, bool success, void *arg)
 {
-	struct csi *csi = arg;
-	struct completion batch[32];
-	ssize_t n = read(fd, batch, sizeof(batch));
-	for (ssize_t i = 0; i + (ssize_t)sizeof(batch[0]) <= n; i += sizeof(batch[0])) {
-		struct completion *c = &batch[i / sizeof(batch[0])];
-		finish_call(csi, c->tag, c->success != 0);
-	}
+	finish_call(arg, tag, success);
 }
 
 static void on_missing_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct csi *csi = arg;
 	struct csi_probe_result r;
-	csi_unreachable_result(&r, (double)(csi_now_ns() - csi->missing_start_ns) / 1e9);
+	csi_unreachable_result(&r, (double)(clock_now_ns() - csi->missing_start_ns) / 1e9);
 	csi->probe_cb(&r, csi->cb_arg);
 }
 
@@ -598,36 +550,15 @@ struct csi *csi_new(struct event_base *base, const struct csi_address *address,
 	csi->base = base;
 	csi->metrics = metrics;
 	csi->address = *address;
-	csi->pipe_rd = csi->pipe_wr = -1;
-
-	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) < 0) {
-		snprintf(errbuf, errlen, "pipe: %s", strerror(errno));
-		goto err;
-	}
-	csi->pipe_rd = fds[0];
-	csi->pipe_wr = fds[1];
-	/* The loop (and csi_free's drain) must never block on an empty pipe. */
-	fcntl(csi->pipe_rd, F_SETFL, O_NONBLOCK);
-	csi->pipe_event =
-	        event_new(base, csi->pipe_rd, EV_READ | EV_PERSIST, on_pipe_readable, csi);
 	csi->missing_timer = evtimer_new(base, on_missing_deadline, csi);
 	csi->still_timer = event_new(base, -1, EV_PERSIST, on_still_waiting, csi);
-	if (!csi->pipe_event || !csi->missing_timer || !csi->still_timer ||
-	    event_add(csi->pipe_event, NULL) < 0) {
+	if (!csi->missing_timer || !csi->still_timer) {
 		snprintf(errbuf, errlen, "cannot set up loop events");
 		goto err;
 	}
-
-	grpc_init();
-	csi->cq = grpc_completion_queue_create_for_next(NULL);
-	if (channel_open(csi, errbuf, errlen) < 0)
+	csi->grpc = grpc_loop_new(base, on_completion, csi, errbuf, errlen);
+	if (!csi->grpc || channel_open(csi, errbuf, errlen) < 0)
 		goto err;
-	if (pthread_create(&csi->thread, NULL, completion_thread, csi) != 0) {
-		snprintf(errbuf, errlen, "cannot start the gRPC completion thread");
-		goto err;
-	}
-	csi->thread_started = true;
 	return csi;
 err:
 	csi_free(csi);
@@ -649,7 +580,11 @@ void csi_start(struct csi *csi, csi_info_cb cb, void *arg)
 
 void csi_set_driver_name(struct csi *csi, const char *name)
 {
-	snprintf(csi->driver_name, sizeof(csi->driver_name), "%s", name);
+	char *copy = strdup(name);
+	if (!copy)
+		return; /* metrics keep the previous name */
+	free(csi->driver_name);
+	csi->driver_name = copy;
 }
 
 /*
@@ -688,56 +623,37 @@ int csi_probe(struct csi *csi, int64_t deadline_ns, csi_probe_cb cb, void *arg)
 	csi->probe_cb = cb;
 	csi->cb_arg = arg;
 	if (!socket_still_there(csi) || !csi->channel) {
-		int64_t left = deadline_ns - csi_now_ns();
-		if (left < 0)
-			left = 0;
-		struct timeval tv = {.tv_sec = left / 1000000000,
-		                     .tv_usec = (left % 1000000000) / 1000};
-		csi->missing_start_ns = csi_now_ns();
+		struct timeval tv = clock_timeval(clock_left(deadline_ns));
+		csi->missing_start_ns = clock_now_ns();
 		return evtimer_add(csi->missing_timer, &tv);
 	}
 	Csi__V1__ProbeRequest req = CSI__V1__PROBE_REQUEST__INIT;
 	return call_start(csi, OP_PROBE, METHOD_PROBE, &req.base, deadline_ns, false);
 }
 
+/* A call whose completion was never delivered (shutdown): freed, no callback. */
+static void drain_call(void *tag)
+{
+	call_free(tag);
+}
+
 void csi_free(struct csi *csi)
 {
 	if (!csi)
 		return;
-	/* GRPC-NOTES.md order: cancel → destroy channel → shut down CQ → join. */
+	/* GRPC-NOTES.md order: cancel → destroy channel → shut down the queue → join. */
 	if (csi->in_flight && csi->in_flight->call)
 		grpc_call_cancel(csi->in_flight->call, NULL);
-	channel_close(csi);
-	if (csi->cq) {
-		grpc_completion_queue_shutdown(csi->cq);
-		if (csi->thread_started)
-			pthread_join(csi->thread, NULL);
-		else
-			while (grpc_completion_queue_next(csi->cq,
-			                                  gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-			               .type != GRPC_QUEUE_SHUTDOWN)
-				;
-		/* The thread forwarded the cancelled call's completion: free it, no callback. */
-		struct completion c;
-		if (csi->pipe_rd >= 0 && csi->in_flight) {
-			while (read(csi->pipe_rd, &c, sizeof(c)) == (ssize_t)sizeof(c))
-				if (c.tag == csi->in_flight)
-					break;
-			call_free(csi->in_flight);
-			csi->in_flight = NULL;
-		}
-		grpc_completion_queue_destroy(csi->cq);
-		grpc_shutdown();
+	if (csi->grpc) {
+		channel_close(csi);
+		grpc_loop_free(csi->grpc, drain_call);
+		csi->in_flight = NULL; /* its completion was drained */
 	}
-	if (csi->pipe_event)
-		event_free(csi->pipe_event);
+	call_free(csi->in_flight);
 	if (csi->missing_timer)
 		event_free(csi->missing_timer);
 	if (csi->still_timer)
 		event_free(csi->still_timer);
-	if (csi->pipe_rd >= 0)
-		close(csi->pipe_rd);
-	if (csi->pipe_wr >= 0)
-		close(csi->pipe_wr);
+	free(csi->driver_name);
 	free(csi);
 }

@@ -35,14 +35,24 @@ struct csi_address {
 enum csi_address_kind csi_address_parse(const char *value, struct csi_address *out, char *errbuf,
                                         size_t errlen);
 
+/*
+ * Status messages and driver names are kept whole up to this many bytes.
+ * gRPC refuses status metadata over 16 KiB itself (over 8 KiB it may), so
+ * no message a driver can deliver is cut; a longer driver name is cut at a
+ * UTF-8 character boundary.
+ */
+#define CSI_TEXT_MAX 16384
+/* Upstream's error text: "rpc error: code = <GoName> desc = " + message. */
+#define CSI_ERROR_MAX (CSI_TEXT_MAX + 64)
+
 /* The outcome of one Probe, as the policy's ctx.probe() returns it. */
 struct csi_probe_result {
-	bool connected;    /* a connection to the driver was made in time */
-	int code;          /* gRPC status (UNAVAILABLE when !connected) */
-	int ready;         /* -1 absent, 0 present and false, 1 true (only when code OK) */
-	double seconds;    /* wall time from start to answer */
-	char message[512]; /* status details */
-	char error[640];   /* upstream's body text; empty when code is OK */
+	bool connected;             /* a connection to the driver was made in time */
+	int code;                   /* gRPC status (UNAVAILABLE when !connected) */
+	int ready;                  /* -1 absent, 0 present and false, 1 true (only when code OK) */
+	double seconds;             /* wall time from start to answer */
+	char message[CSI_TEXT_MAX]; /* status details */
+	char error[CSI_ERROR_MAX];  /* upstream's body text; empty when code is OK */
 };
 
 typedef void (*csi_probe_cb)(const struct csi_probe_result *result, void *arg);
@@ -61,9 +71,9 @@ void csi_unreachable_result(struct csi_probe_result *r, double seconds);
  */
 struct csi_plugin_info {
 	int code;
-	char name[256];
-	char vendor_version[256];
-	char error[640];
+	char name[CSI_TEXT_MAX];
+	char vendor_version[CSI_TEXT_MAX];
+	char error[CSI_ERROR_MAX];
 };
 
 typedef void (*csi_info_cb)(const struct csi_plugin_info *info, void *arg);
@@ -92,8 +102,5 @@ void csi_set_driver_name(struct csi *csi, const char *name);
 
 /* Cancels what is in flight without calling back, stops the thread, frees. */
 void csi_free(struct csi *csi);
-
-/* CLOCK_MONOTONIC in nanoseconds: the clock of every deadline here. */
-int64_t csi_now_ns(void);
 
 #endif

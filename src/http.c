@@ -6,6 +6,7 @@
  */
 #include "http.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,10 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* the request's version, to answer 1.x as 1.1 */
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -159,7 +162,19 @@ static void reply(struct evhttp_request *req, int status, const char *reason, co
 	struct evbuffer *buf = evbuffer_new();
 	if (buf && !bodyless && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
 		evbuffer_add(buf, body, len);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	evhttp_send_reply(req, status, reason, buf);
+	/*
+	 * libevent keeps reading while an answer is written, only to notice a
+	 * client that closes: a client that pipelines requests and never
+	 * reads grows the input buffer without bound, and one that half-closes
+	 * loses the answer being written (and those still owed). Like Go's
+	 * server, read nothing more until this answer is out: libevent
+	 * resumes reading when it starts on the next request, and a client
+	 * that went away meanwhile shows up as a write error.
+	 */
+	if (evcon)
+		bufferevent_disable(evhttp_connection_get_bufferevent(evcon), EV_READ);
 	if (buf)
 		evbuffer_free(buf);
 }
@@ -199,13 +214,51 @@ static void put_html_escaped(struct evbuffer *out, const char *s)
 	}
 }
 
+/*
+ * The Location Go's ServeMux sends: url.URL{Path: clean, RawQuery: query}
+ * .String(), whose path is escaped as Go escapes paths (all but letters,
+ * digits and -_.~$&+,/:;=@; uppercase hex), so a cleaned "/\\evil.example/"
+ * stays a path ("/%5Cevil.example/") and never becomes "//evil.example/";
+ * then http.Redirect's hexEscapeNonASCII on the whole. NULL when out of
+ * memory.
+ */
+static char *redirect_location(const char *clean, const char *query)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct evbuffer *b = evbuffer_new();
+	char *location = NULL;
+	if (!b)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)clean; *p; p++) {
+		if (isalnum(*p) || strchr("-_.~$&+,/:;=@", *p))
+			evbuffer_add(b, p, 1);
+		else
+			evbuffer_add_printf(b, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+	}
+	if (query) {
+		evbuffer_add(b, "?", 1);
+		for (const unsigned char *p = (const unsigned char *)query; *p; p++) {
+			if (*p >= 0x80)
+				evbuffer_add_printf(b, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+			else
+				evbuffer_add(b, p, 1);
+		}
+	}
+	size_t n = evbuffer_get_length(b);
+	location = malloc(n + 1);
+	if (location) {
+		evbuffer_remove(b, location, n);
+		location[n] = '\0';
+	}
+	evbuffer_free(b);
+	return location;
+}
+
 static void reply_redirect(struct evhttp_request *req, const char *clean, const char *query)
 {
-	char *location = NULL;
+	char *location = redirect_location(clean, query);
 	struct evbuffer *body = evbuffer_new();
-	if (!body ||
-	    asprintf(&location, "%s%s%s", clean, query ? "?" : "", query ? query : "") < 0) {
-		location = NULL;
+	if (!body || !location) {
 		evhttp_send_error(req, 500, "out of memory");
 		goto out;
 	}
@@ -371,20 +424,39 @@ static char *target_path(struct evhttp_request *req, char **query)
 	return strdup(p && p[0] ? p : "/");
 }
 
+/* An RFC 7230 token: what a header name must be. */
+static bool is_token(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!(isalnum((unsigned char)*s) || strchr("!#$%&'*+-.^_`|~", *s)))
+			return false;
+	return true;
+}
+
 /*
- * Content-Length headers that disagree: Go's net/http refuses the request
- * (request-smuggling hardening, RFC 7230 section 3.3.2) where libevent
- * takes the first; identical repeats pass in both. libevent has already
- * trimmed the values.
+ * Headers Go's net/http refuses with 400 where libevent is lenient; the
+ * connection is then closed, as libevent may have framed the body by a
+ * different reading of them:
+ * - a header name that is not a token ("Content-Length : 5");
+ * - a Content-Length that is not plain decimal digits ("+5");
+ * - Content-Length headers that disagree (request-smuggling hardening, RFC
+ *   7230 section 3.3.2; identical repeats pass in both).
+ * libevent has already trimmed the values.
  */
-static bool conflicting_lengths(struct evhttp_request *req)
+static bool malformed_headers(struct evhttp_request *req)
 {
 	const char *first = NULL;
 	struct evkeyval *kv;
 	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
 	{
+		if (!is_token(kv->key))
+			return true;
 		if (evutil_ascii_strcasecmp(kv->key, "Content-Length") != 0)
 			continue;
+		if (kv->value[0] == '\0' || strspn(kv->value, "0123456789") != strlen(kv->value))
+			return true;
 		if (!first)
 			first = kv->value;
 		else if (strcmp(first, kv->value) != 0)
@@ -405,7 +477,13 @@ static void reply_bad_request(struct evhttp_request *req)
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_server *s = arg;
-	if (conflicting_lengths(req)) {
+	/*
+	 * Go answers any HTTP/1.x request as HTTP/1.1; libevent would echo
+	 * the request's minor version ("HTTP/1.2 200 OK").
+	 */
+	if (req->major == 1 && req->minor > 1)
+		req->minor = 1;
+	if (malformed_headers(req)) {
 		reply_bad_request(req);
 		return;
 	}

@@ -5,12 +5,15 @@
  */
 #include "log.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "utf8.h"
 
 static int log_verbosity;
 static enum log_format log_fmt = LOG_FORMAT_TEXT;
@@ -29,22 +32,19 @@ bool log_enabled(int v)
 }
 
 /*
- * A bounded line buffer; text past the end is cut, never overflowed. The
- * last RESERVE bytes are kept for what closes a line (a quote, "}", "\n"),
- * so a cut line is still well-formed.
+ * A bounded line buffer. Text is added in tokens (a character, an escape, a
+ * piece of the header) that go in whole or not at all: a line that reaches
+ * its end is cut between characters and never inside an escape. The last
+ * RESERVE bytes are kept for what closes a line (a quote, "}", "\n"), so a
+ * cut line is still well-formed: valid JSON, valid UTF-8.
  */
-#define RESERVE 8
+#define LINE_MAX_BYTES 8192
+#define RESERVE        8
 struct line {
-	char buf[8192];
+	char buf[LINE_MAX_BYTES];
 	size_t len;
+	bool full; /* a token did not fit: nothing more goes in */
 };
-
-/* Bytes put() and putf() may still use (the reserve excluded). */
-static size_t room(const struct line *l)
-{
-	size_t limit = sizeof(l->buf) - RESERVE;
-	return l->len < limit ? limit - l->len : 0;
-}
 
 static void put_closing(struct line *l, const char *s)
 {
@@ -55,10 +55,13 @@ static void put_closing(struct line *l, const char *s)
 	}
 }
 
+/* One token: all of it, or (when it does not fit) nothing ever again. */
 static void put(struct line *l, const char *s, size_t n)
 {
-	if (n > room(l))
-		n = room(l);
+	if (l->full || l->len + n > sizeof(l->buf) - RESERVE) {
+		l->full = true;
+		return;
+	}
 	memcpy(l->buf + l->len, s, n);
 	l->len += n;
 }
@@ -71,51 +74,68 @@ static void puts_(struct line *l, const char *s)
 static void putf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void putf(struct line *l, const char *fmt, ...)
 {
-	size_t left = room(l);
-	if (left == 0)
-		return;
+	char token[256];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(l->buf + l->len, left + 1, fmt, ap);
+	int n = vsnprintf(token, sizeof(token), fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		l->len += (size_t)n < left ? (size_t)n : left;
+		put(l, token, (size_t)n < sizeof(token) ? (size_t)n : sizeof(token) - 1);
 }
 
 /*
  * A double-quoted string with Go-style escapes (what klog's %q and JSON both
  * accept for the characters we emit): \" \\ \n \t \r, other control bytes
- * as \u00XX, everything else (UTF-8 included) as is.
+ * as \u00XX, valid UTF-8 as is. A byte that is not valid UTF-8 becomes
+ * \ufffd (U+FFFD) in JSON, which must be UTF-8, and \xNN in text, as Go's
+ * %q writes it.
  */
 static void put_quoted(struct line *l, const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
+	size_t left = strlen(s);
 	puts_(l, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		switch (c) {
-		case '"':
-			puts_(l, "\\\"");
-			break;
-		case '\\':
-			puts_(l, "\\\\");
-			break;
-		case '\n':
-			puts_(l, "\\n");
-			break;
-		case '\t':
-			puts_(l, "\\t");
-			break;
-		case '\r':
-			puts_(l, "\\r");
-			break;
-		default:
-			if (c < 0x20 || c == 0x7f)
-				putf(l, "\\u%04x", c);
+	while (left > 0) {
+		uint32_t cp;
+		int n = utf8_decode(p, left, &cp);
+		if (n == 0) {
+			if (log_fmt == LOG_FORMAT_JSON)
+				puts_(l, "\\ufffd");
 			else
-				put(l, (const char *)&c, 1);
+				putf(l, "\\x%02x", *p);
+			n = 1;
+		} else if (cp == '"') {
+			puts_(l, "\\\"");
+		} else if (cp == '\\') {
+			puts_(l, "\\\\");
+		} else if (cp == '\n') {
+			puts_(l, "\\n");
+		} else if (cp == '\t') {
+			puts_(l, "\\t");
+		} else if (cp == '\r') {
+			puts_(l, "\\r");
+		} else if (cp < 0x20 || cp == 0x7f) {
+			putf(l, "\\u%04x", (unsigned)cp);
+		} else {
+			put(l, (const char *)p, (size_t)n);
 		}
+		p += n;
+		left -= (size_t)n;
 	}
 	put_closing(l, "\"");
+}
+
+/*
+ * True when a source file name can stand bare in a klog header: a policy's
+ * file name is the user's, and a quote, a space, a ']' or a newline in it
+ * must not forge the rest of the line.
+ */
+static bool bare_file_name(const char *file)
+{
+	for (const char *c = file; *c; c++)
+		if (!(isalnum((unsigned char)*c) || strchr("._-+/", *c)))
+			return false;
+	return *file != '\0';
 }
 
 static void put_text_header(struct line *l, enum log_severity sev, const char *file, int line)
@@ -125,30 +145,31 @@ static void put_text_header(struct line *l, enum log_severity sev, const char *f
 	struct tm tm;
 	gettimeofday(&tv, NULL);
 	localtime_r(&tv.tv_sec, &tm);
-	putf(l, "%c%02d%02d %02d:%02d:%02d.%06ld %7d %s:%d] ", letters[sev], tm.tm_mon + 1,
-	     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec, (int)getpid(), file,
-	     line);
+	putf(l, "%c%02d%02d %02d:%02d:%02d.%06ld %7d ", letters[sev], tm.tm_mon + 1, tm.tm_mday,
+	     tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec, (int)getpid());
+	if (bare_file_name(file))
+		puts_(l, file);
+	else
+		put_quoted(l, file);
+	putf(l, ":%d] ", line);
 }
 
 static void put_json_header(struct line *l, enum log_severity sev, int v, const char *file,
                             int line, const char *msg)
 {
 	struct timespec ts;
+	char caller[4200];
 	clock_gettime(CLOCK_REALTIME, &ts);
 	/* component-base: ts in milliseconds since the epoch, as a float. */
-	putf(l, "{\"ts\":%lld.%06ld,\"caller\":\"%s:%d\",\"msg\":",
-	     (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, ts.tv_nsec % 1000000, file, line);
+	putf(l,
+	     "{\"ts\":%lld.%06ld,\"caller\":", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+	     ts.tv_nsec % 1000000);
+	snprintf(caller, sizeof(caller), "%s:%d", file, line);
+	put_quoted(l, caller);
+	puts_(l, ",\"msg\":");
 	put_quoted(l, msg);
 	if (sev == LOG_INFO)
 		putf(l, ",\"v\":%d", v);
-}
-
-static void emit(struct line *l)
-{
-	put_closing(l, "\n");
-	/* A short write to stderr cannot be recovered from; there is nowhere to report it. */
-	ssize_t n = write(STDERR_FILENO, l->buf, l->len);
-	(void)n;
 }
 
 static void write_pairs(struct line *l, va_list ap)
@@ -157,7 +178,7 @@ static void write_pairs(struct line *l, va_list ap)
 	while ((key = va_arg(ap, const char *)) != NULL) {
 		const char *val = va_arg(ap, const char *);
 		/* A cut line keeps whole pairs only, so it stays well-formed. */
-		if (room(l) < 64 + strlen(key))
+		if (l->full || sizeof(l->buf) - RESERVE - l->len < 64 + strlen(key))
 			break;
 		if (log_fmt == LOG_FORMAT_JSON) {
 			puts_(l, ",");
@@ -173,6 +194,23 @@ static void write_pairs(struct line *l, va_list ap)
 	}
 }
 
+/* Formats one line into l; log_write and log_format_line share it. */
+static void format_line(struct line *l, enum log_severity sev, int v, const char *file, int line,
+                        const char *msg, va_list ap)
+{
+	if (log_fmt == LOG_FORMAT_JSON) {
+		put_json_header(l, sev, v, file, line, msg);
+		write_pairs(l, ap);
+		put_closing(l, "}");
+	} else {
+		if (!log_skip_headers)
+			put_text_header(l, sev, file, line);
+		put_quoted(l, msg);
+		write_pairs(l, ap);
+	}
+	put_closing(l, "\n");
+}
+
 void log_write(enum log_severity sev, int v, const char *file, int line, const char *msg, ...)
 {
 	if (sev == LOG_INFO && !log_enabled(v))
@@ -180,26 +218,22 @@ void log_write(enum log_severity sev, int v, const char *file, int line, const c
 	struct line l = {.len = 0};
 	va_list ap;
 	va_start(ap, msg);
-	if (log_fmt == LOG_FORMAT_JSON) {
-		put_json_header(&l, sev, v, file, line, msg);
-		write_pairs(&l, ap);
-		put_closing(&l, "}");
-	} else {
-		if (!log_skip_headers)
-			put_text_header(&l, sev, file, line);
-		put_quoted(&l, msg);
-		write_pairs(&l, ap);
-	}
+	format_line(&l, sev, v, file, line, msg, ap);
 	va_end(ap);
-	emit(&l);
+	/* A short write to stderr cannot be recovered from; there is nowhere to report it. */
+	ssize_t n = write(STDERR_FILENO, l.buf, l.len);
+	(void)n;
 }
 
-void log_writef(enum log_severity sev, int v, const char *file, int line, const char *fmt, ...)
+size_t log_format_line(char *buf, size_t len, enum log_severity sev, const char *file, int line,
+                       const char *msg, ...)
 {
-	char msg[2048];
+	struct line l = {.len = 0};
 	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_start(ap, msg);
+	format_line(&l, sev, 0, file, line, msg, ap);
 	va_end(ap);
-	log_write(sev, v, file, line, msg, (char *)NULL);
+	size_t n = l.len < len ? l.len : 0;
+	memcpy(buf, l.buf, n);
+	return n;
 }

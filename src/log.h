@@ -3,13 +3,18 @@
  *   text: I1126 13:37:49.898615   12345 main.c:42] "Message" key="value"
  *   json: {"ts":1764164269898.615,"caller":"main.c:42","msg":"Message","v":0,"key":"value"}
  * Key/value pairs are passed as a NULL-terminated list of strings.
- * Only log_* functions write to stderr; nothing writes to stdout.
+ * Only log_* functions write to stderr; nothing writes to stdout. Every
+ * line is valid UTF-8, and a JSON line valid JSON, whatever the values hold;
+ * a line is at most 8 KiB, cut between characters.
  */
 #ifndef LP_LOG_H
 #define LP_LOG_H
 
 #include <stdbool.h>
-#include "config.h"
+#include <stddef.h>
+
+/* --logging-format. */
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 
 enum log_severity { LOG_INFO, LOG_WARNING, LOG_ERROR, LOG_FATAL };
 
@@ -28,9 +33,14 @@ bool log_enabled(int v);
 void log_write(enum log_severity sev, int v, const char *file, int line, const char *msg, ...)
         __attribute__((sentinel));
 
-/* Like log_write with printf-formatted message text and no pairs. */
-void log_writef(enum log_severity sev, int v, const char *file, int line, const char *fmt, ...)
-        __attribute__((format(printf, 5, 6)));
+/*
+ * Formats the line log_write would write (as an error or warning: no -v
+ * gating) into buf without writing it, for code that must write it later
+ * where formatting is not allowed (a signal handler). Returns its length,
+ * or 0 when it does not fit in len.
+ */
+size_t log_format_line(char *buf, size_t len, enum log_severity sev, const char *file, int line,
+                       const char *msg, ...) __attribute__((sentinel));
 
 #define LOG_INFO_V(v, ...)                                                                         \
 	do {                                                                                       \

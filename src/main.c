@@ -7,12 +7,12 @@
  * ends in the same clean shutdown.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -20,6 +20,7 @@
 #include "check.h"
 #include "config.h"
 #include "csi.h"
+#include "file_read.h"
 #include "http.h"
 #include "listen.h"
 #include "log.h"
@@ -44,7 +45,7 @@ struct daemon {
 	size_t reload_len;
 	struct policy_limits limits;
 	struct watch *watch;
-	char driver_name[256], driver_vendor[256];
+	char *driver_name, *driver_vendor; /* from GetPluginInfo */
 	struct check *check;
 	struct http_server *main_server;
 	struct http_server *metrics_server;
@@ -58,35 +59,12 @@ static void stop(struct daemon *d, int code)
 	event_base_loopbreak(d->base);
 }
 
-/* Reads a whole policy file; NULL with errbuf on failure. */
+/* A policy file larger than this is refused (it is a ConfigMap's text, at most 1 MiB there). */
+#define POLICY_FILE_MAX (16u * 1024 * 1024)
+
 static char *read_file(const char *path, size_t *len, char *errbuf, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	char *text = NULL;
-	if (!f) {
-		snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	struct stat st;
-	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > 16 * 1024 * 1024) {
-		snprintf(errbuf, errlen, "%s: not a regular file of at most 16 MiB", path);
-		goto out;
-	}
-	text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		snprintf(errbuf, errlen, "%s: out of memory", path);
-		goto out;
-	}
-	*len = fread(text, 1, (size_t)st.st_size, f);
-	text[*len] = '\0';
-	if (ferror(f)) {
-		snprintf(errbuf, errlen, "%s: read error", path);
-		free(text);
-		text = NULL;
-	}
-out:
-	fclose(f);
-	return text;
+	return file_read(path, POLICY_FILE_MAX, len, errbuf, errlen);
 }
 
 /* --check-policy loads in this process: it contacts no driver and exits. */
@@ -214,19 +192,29 @@ static void on_policy_changed(void *arg)
 	reload_policy(arg, false);
 }
 
+/*
+ * Idle keep-alive connections are closed after 2 × (check timeout + probe
+ * timeout) + 60 s, so a parked request never waits that long. Saturates:
+ * the largest Go durations must give "a very long time", not an overflow.
+ */
+static int idle_timeout_s(const struct config *cfg)
+{
+	int64_t check_s = cfg->check_timeout_ns > 0 ? cfg->check_timeout_ns / 1000000000 : 0;
+	int64_t probe_s = cfg->probe_timeout_ns > 0 ? cfg->probe_timeout_ns / 1000000000 : 0;
+	int64_t idle = 2 * (check_s + probe_s) + 60; /* each term < 2^34: no overflow */
+	return idle < INT_MAX ? (int)idle : INT_MAX;
+}
+
 static int start_listeners(struct daemon *d)
 {
 	const struct config *cfg = &d->cfg;
 	char err[512];
-	/* Idle keep-alive connections are closed after this; a parked request never waits that
-	 * long. */
-	int64_t idle = 2 * (cfg->check_timeout_ns + cfg->probe_timeout_ns) / 1000000000 + 60;
-	struct http_routes routes = {.healthz = d->check, .idle_timeout_s = idle};
+	struct http_routes routes = {.healthz = d->check, .idle_timeout_s = idle_timeout_s(cfg)};
 
 	if (cfg->metrics_address[0]) {
 		struct http_routes mroutes = {.metrics = d->metrics,
 		                              .metrics_path = cfg->metrics_path,
-		                              .idle_timeout_s = idle};
+		                              .idle_timeout_s = routes.idle_timeout_s};
 		LOG_I("Separate metrics ServeMux listening", "address", cfg->metrics_address);
 		int fd = listen_tcp(cfg->metrics_address, err, sizeof(err));
 		d->metrics_server = fd >= 0 ? http_new(d->base, &mroutes) : NULL;
@@ -270,8 +258,13 @@ static void on_plugin_info(const struct csi_plugin_info *info, void *arg)
 	LOG_I("CSI driver name", "driver", info->name);
 	LOG_INFO_V(5, "CSI driver info", "driver", info->name, "vendor_version",
 	           info->vendor_version);
-	snprintf(d->driver_name, sizeof(d->driver_name), "%s", info->name);
-	snprintf(d->driver_vendor, sizeof(d->driver_vendor), "%s", info->vendor_version);
+	d->driver_name = strdup(info->name);
+	d->driver_vendor = strdup(info->vendor_version);
+	if (!d->driver_name || !d->driver_vendor) {
+		LOG_E("Cannot set up health checks", "err", "out of memory");
+		stop(d, 1);
+		return;
+	}
 	csi_set_driver_name(d->csi, info->name);
 	policy_set_driver(d->builtin, info->name, info->vendor_version);
 	struct check_options opts = {.probe_timeout_ns = d->cfg.probe_timeout_ns,
@@ -334,8 +327,41 @@ static int check_policy_only(const struct config *cfg, const struct policy_limit
 	return 0;
 }
 
+/*
+ * Shut-down is bounded: gRPC's teardown can wait for threads that never
+ * come (when none could be created), and SIGTERM must still end the
+ * process. Past the limit the process exits at once with the code it was
+ * going to exit with, after one log line formatted in advance (a signal
+ * handler may not format).
+ */
+#define SHUTDOWN_LIMIT_S 5
+static char late_line[1024];
+static size_t late_len;
+static volatile sig_atomic_t late_exit_code;
+
+static void on_shutdown_late(int sig)
+{
+	ssize_t n = write(STDERR_FILENO, late_line, late_len);
+	(void)n;
+	_exit(late_exit_code);
+}
+
+static void bound_shutdown(int exit_code)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_shutdown_late;
+	late_exit_code = exit_code;
+	late_len = log_format_line(late_line, sizeof(late_line), LOG_ERROR, __FILE_NAME__, __LINE__,
+	                           "Shutdown did not finish in time, exiting anyway", "limit", "5s",
+	                           (char *)NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(SHUTDOWN_LIMIT_S);
+}
+
 static void cleanup(struct daemon *d)
 {
+	bound_shutdown(d->exit_code);
 	/*
 	 * No new requests may reach the check once it is freed: stop listening
 	 * first. Then (GRPC-NOTES.md) cancel calls, stop gRPC, answer parked
@@ -365,7 +391,26 @@ static void cleanup(struct daemon *d)
 		event_free(d->sig_hup);
 	if (d->base)
 		event_base_free(d->base);
+	free(d->driver_name);
+	free(d->driver_vendor);
 	config_free(&d->cfg);
+}
+
+/*
+ * The signals a Go program (so upstream) neither handles nor dies of: Go's
+ * runtime catches them and carries on. Left at their defaults they would
+ * kill us (SIGALRM, SIGPROF, SIGXCPU, ...). SIGPIPE: libevent also writes to
+ * sockets whose peers are gone. glibc keeps the first two real-time signals
+ * for itself; SIGRTMIN is the first one it leaves to programs.
+ */
+static void ignore_signals(void)
+{
+	static const int ignored[] = {SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
+	                              SIGPROF, SIGIO,   SIGPWR,  SIGXFSZ, SIGXCPU};
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		signal(ignored[i], SIG_IGN);
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		signal(sig, SIG_IGN);
 }
 
 /*
@@ -412,11 +457,7 @@ int main(int argc, char **argv)
 	}
 	log_setup(d.cfg.verbosity, d.cfg.log_format, d.cfg.skip_headers);
 	raise_fd_limit();
-	/* libevent writes to sockets whose peers may be gone. */
-	signal(SIGPIPE, SIG_IGN);
-	/* Upstream keeps serving on SIGUSR1/SIGUSR2 (Go ignores them); so do we. */
-	signal(SIGUSR1, SIG_IGN);
-	signal(SIGUSR2, SIG_IGN);
+	ignore_signals();
 
 	d.limits = (struct policy_limits){.memory = (size_t)d.cfg.policy_memory_limit,
 	                                  .instructions = d.cfg.policy_instruction_limit};

@@ -16,12 +16,13 @@
 #include <event2/buffer.h>
 
 #include "grpc_status.h"
+#include "utf8.h"
 
 static const double buckets[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 25, 50, 120, 300, 600};
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
 struct rpc_series {
-	char driver[256];
+	char *driver; /* the driver's own name, whole (it may be long: csi.h) */
 	char code[24];
 	char method[64];
 	double sum;
@@ -88,6 +89,8 @@ void metrics_free(struct metrics *m)
 {
 	if (!m)
 		return;
+	for (size_t i = 0; i < m->nrpc; i++)
+		free(m->rpc[i].driver);
 	free(m->rpc);
 	free(m);
 }
@@ -109,9 +112,12 @@ static struct rpc_series *find_rpc(struct metrics *m, const char *driver, const 
 		m->rpc = n;
 		m->caprpc = cap;
 	}
+	char *copy = strdup(driver);
+	if (!copy)
+		return NULL;
 	struct rpc_series *s = &m->rpc[m->nrpc++];
 	memset(s, 0, sizeof(*s));
-	snprintf(s->driver, sizeof(s->driver), "%s", driver);
+	s->driver = copy;
 	snprintf(s->method, sizeof(s->method), "%s", method);
 	snprintf(s->code, sizeof(s->code), "%s", code);
 	return s;
@@ -313,18 +319,32 @@ static void put_value(struct evbuffer *out, double v)
 	evbuffer_add_printf(out, " %s\n", num);
 }
 
-/* A label value as the text format wants it: \\, \" and \n escaped. */
+/*
+ * A label value as the text format wants it: \\, \" and \n escaped, and
+ * valid UTF-8 (the format requires it; a driver's name may not be): each
+ * byte that is not part of a valid character becomes U+FFFD.
+ */
 static void put_label_value(struct evbuffer *out, const char *v)
 {
-	for (; *v; v++) {
-		if (*v == '\\')
+	const unsigned char *p = (const unsigned char *)v;
+	size_t left = strlen(v);
+	while (left > 0) {
+		uint32_t cp;
+		int n = utf8_decode(p, left, &cp);
+		if (n == 0) {
+			evbuffer_add(out, "\xef\xbf\xbd", 3);
+			n = 1;
+		} else if (cp == '\\') {
 			evbuffer_add(out, "\\\\", 2);
-		else if (*v == '"')
+		} else if (cp == '"') {
 			evbuffer_add(out, "\\\"", 2);
-		else if (*v == '\n')
+		} else if (cp == '\n') {
 			evbuffer_add(out, "\\n", 2);
-		else
-			evbuffer_add(out, v, 1);
+		} else {
+			evbuffer_add(out, p, (size_t)n);
+		}
+		p += n;
+		left -= (size_t)n;
 	}
 }
 

@@ -24,6 +24,7 @@
 
 #include <lauxlib.h>
 
+#include "clock.h"
 #include "csi.h"
 #include "grpc_status.h"
 #include "log.h"
@@ -50,7 +51,7 @@ struct policy {
 
 static double seconds_now(void)
 {
-	return (double)csi_now_ns() / 1e9;
+	return clock_now_s();
 }
 
 static struct policy *policy_of(lua_State *L)
@@ -67,7 +68,7 @@ static int ctx_probe(lua_State *L)
 	 * A check given no time at all (--probe-timeout <= 0) still probes: the
 	 * probe then fails at once with upstream's text rather than by fallback.
 	 */
-	if (csi_now_ns() > p->deadline_ns && p->deadline_ns > p->begin_ns) {
+	if (clock_now_ns() > p->deadline_ns && p->deadline_ns > p->begin_ns) {
 		p->request = REQUEST_LATE;
 		p->late_what = "ctx.probe() started after the check deadline";
 		return lua_yield(L, 0);
@@ -83,7 +84,7 @@ static int ctx_sleep(lua_State *L)
 	struct policy *p = policy_of(L);
 	double seconds = luaL_checknumber(L, 1);
 	luaL_argcheck(L, seconds >= 0 && seconds < 1e9, 1, "must be a non-negative number");
-	if (csi_now_ns() + (int64_t)(seconds * 1e9) > p->deadline_ns) {
+	if (clock_deadline((int64_t)(seconds * 1e9)) > p->deadline_ns) {
 		p->request = REQUEST_LATE;
 		p->late_what = "ctx.sleep() would cross the check deadline";
 		return lua_yield(L, 0);
@@ -102,7 +103,7 @@ static int ctx_now(lua_State *L)
 static int ctx_deadline(lua_State *L)
 {
 	struct policy *p = policy_of(L);
-	double left = (double)(p->deadline_ns - csi_now_ns()) / 1e9;
+	double left = (double)(p->deadline_ns - clock_now_ns()) / 1e9;
 	lua_pushnumber(L, left > 0 ? left : 0);
 	return 1;
 }
@@ -365,6 +366,13 @@ static void read_verdict(struct policy *p, int nres, struct policy_step *step)
 			return;
 		}
 		body = lua_tolstring(co, base + 1, &body_len);
+		if (body_len > POLICY_BODY_MAX) {
+			snprintf(msg, sizeof(msg),
+			         "%s: check's body is %zu bytes, more than the %u allowed",
+			         p->source_name, body_len, POLICY_BODY_MAX);
+			step_fail(step, "return", msg);
+			return;
+		}
 	}
 	if (nres >= 3 && !lua_isnil(co, base + 2)) {
 		int isint = 0;
@@ -493,7 +501,7 @@ void policy_begin(struct policy *p, int64_t deadline_ns, struct policy_step *ste
 	lua_State *L = sandbox_state(p->sb);
 	policy_abandon(p);
 	p->deadline_ns = deadline_ns;
-	p->begin_ns = csi_now_ns();
+	p->begin_ns = clock_now_ns();
 	lua_pushcfunction(L, setup_check);
 	lua_pushlightuserdata(L, p);
 	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
@@ -503,7 +511,7 @@ void policy_begin(struct policy *p, int64_t deadline_ns, struct policy_step *ste
 	}
 	p->co = lua_tothread(L, -1);
 	p->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	sandbox_arm(p->sb, p->co, p->limits.instructions, deadline_ns + COMPUTE_GRACE_NS);
+	sandbox_arm(p->sb, p->co, p->limits.instructions, clock_add(deadline_ns, COMPUTE_GRACE_NS));
 	run(p, 1, step);
 }
 

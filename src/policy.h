@@ -40,6 +40,9 @@ void policy_free(struct policy *p);
 /* ctx.driver for later checks. */
 void policy_set_driver(struct policy *p, const char *name, const char *vendor_version);
 
+/* The longest body check() may return (1 MiB); a longer one is a bad return. */
+#define POLICY_BODY_MAX (1u << 20)
+
 enum policy_step_kind {
 	POLICY_STEP_PROBE, /* call ctx.probe's Probe; seconds = its timeout (<= 0: default) */
 	POLICY_STEP_SLEEP, /* wait seconds, then policy_resume_sleep */

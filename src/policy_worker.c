@@ -26,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "csi.h"
 #include "log.h"
 #include "wire.h"
@@ -619,9 +620,7 @@ static void run_remote(struct worker *w, enum wire_type type, const void *payloa
 		return;
 	}
 	w->waiting = true;
-	int64_t now = csi_now_ns();
-	int64_t fire = (w->deadline_ns > now ? w->deadline_ns : now) + WATCHDOG_GRACE_NS - now;
-	struct timeval tv = {.tv_sec = fire / 1000000000, .tv_usec = (fire % 1000000000) / 1000};
+	struct timeval tv = clock_timeval(clock_add(clock_left(w->deadline_ns), WATCHDOG_GRACE_NS));
 	evtimer_add(w->watchdog, &tv);
 }
 

@@ -33,6 +33,8 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "clock.h"
+
 /* Instructions between hook calls: bounds how late a limit is noticed. */
 #define HOOK_EVERY 100
 /* A chunk's top level must finish quickly: it only builds the policy table. */
@@ -48,13 +50,6 @@ struct sandbox {
 	int64_t deadline_ns;
 	enum sandbox_stop stop;
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The memory cap. Shrinks and frees always succeed, as Lua requires. */
 static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -94,7 +89,7 @@ static void sandbox_hook(lua_State *L, lua_Debug *ar)
 	if (sb->stop == SANDBOX_STOP_NONE) {
 		if (sb->budget < 0)
 			sb->stop = SANDBOX_STOP_INSTRUCTIONS;
-		else if (now_ns() > sb->deadline_ns)
+		else if (clock_now_ns() > sb->deadline_ns)
 			sb->stop = SANDBOX_STOP_TIME;
 		else
 			return;
@@ -383,7 +378,7 @@ int sandbox_load(struct sandbox *sb, const char *source, size_t len, const char 
 	lua_State *co = lua_tothread(L, -1); /* stack: chunk, thread */
 	lua_pushvalue(L, -2);
 	lua_xmove(L, co, 1);
-	sandbox_arm(sb, co, instruction_limit, now_ns() + LOAD_TIME_LIMIT_NS);
+	sandbox_arm(sb, co, instruction_limit, clock_deadline(LOAD_TIME_LIMIT_NS));
 	int nres = 0;
 	int status = lua_resume(co, L, 0, &nres);
 	sandbox_disarm(sb, co);

@@ -18,6 +18,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "clock.h"
+#include "file_read.h"
 #include "grpc_status.h"
 #include "sandbox.h"
 
@@ -43,47 +45,7 @@ struct mock_script {
 	int hook_ref[MOCK_HOOK_COUNT]; /* LUA_NOREF when the script has none */
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- loading ---------------------------------------------------------------------------- */
-
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t n;
-
-	if (!f) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	buf = malloc(SCRIPT_MAX_BYTES + 1);
-	if (!buf) {
-		snprintf(err, errlen, "cannot read %s: out of memory", path);
-		goto out;
-	}
-	n = fread(buf, 1, SCRIPT_MAX_BYTES + 1, f);
-	if (ferror(f)) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-	} else if (n > SCRIPT_MAX_BYTES) {
-		snprintf(err, errlen, "%s: larger than %u bytes", path, SCRIPT_MAX_BYTES);
-	} else {
-		*len = n;
-		fclose(f);
-		return buf;
-	}
-	free(buf);
-	buf = NULL;
-out:
-	fclose(f);
-	return NULL;
-}
 
 /*
  * Runs in lua_pcall. Stack: the script's table, the mock_script. Checks that
@@ -145,9 +107,11 @@ struct mock_script *mock_script_load(const char *path, char *err, size_t errlen)
 		s->hook_ref[h] = LUA_NOREF;
 	snprintf(s->name, sizeof(s->name), "%s", path);
 	snprintf(chunkname, sizeof(chunkname), "@%s", path);
-	source = read_file(path, &len, err, errlen);
-	if (!source)
+	source = file_read(path, SCRIPT_MAX_BYTES, &len, msg, sizeof(msg));
+	if (!source) {
+		snprintf(err, errlen, "cannot read %s", msg);
 		goto fail;
+	}
 	s->sb = sandbox_new(SCRIPT_MEMORY_LIMIT, err, errlen);
 	if (!s->sb)
 		goto fail;
@@ -429,7 +393,7 @@ int mock_script_answer(struct mock_script *s, enum mock_hook h, unsigned long n,
 		goto out;
 	}
 	co = lua_tothread(L, 1);
-	sandbox_arm(s->sb, co, HOOK_INSTRUCTION_LIMIT, now_ns() + HOOK_TIME_LIMIT_NS);
+	sandbox_arm(s->sb, co, HOOK_INSTRUCTION_LIMIT, clock_deadline(HOOK_TIME_LIMIT_NS));
 	status = lua_resume(co, L, 1, &nres);
 	sandbox_disarm(s->sb, co);
 	if (status != LUA_OK) {

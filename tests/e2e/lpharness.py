@@ -17,6 +17,7 @@ import ctypes
 import json
 import os
 import re
+import resource
 import shlex
 import signal
 import socket
@@ -108,6 +109,15 @@ def _die_with_parent():
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def _preexec(rlimits):
+    """preexec_fn: _die_with_parent, then the resource limits {RLIMIT_X: (soft, hard)}."""
+    def run():
+        _die_with_parent()
+        for which, value in (rlimits or {}).items():
+            resource.setrlimit(which, value)
+    return run
+
+
 def _uses_valgrind(argv):
     return bool(argv) and os.path.basename(argv[0]).startswith("valgrind")
 
@@ -115,7 +125,7 @@ def _uses_valgrind(argv):
 class Proc:
     """A child process whose stdout and stderr go to files in the test dir."""
 
-    def __init__(self, argv, workdir, name, cwd=None):
+    def __init__(self, argv, workdir, name, cwd=None, rlimits=None):
         self.argv = list(argv)
         self.name = name
         self.stdout_path = os.path.join(workdir, name + ".stdout")
@@ -126,7 +136,7 @@ class Proc:
         self.started = time.monotonic()
         self.popen = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=self._out,
-            stderr=self._err, cwd=cwd, preexec_fn=_die_with_parent)
+            stderr=self._err, cwd=cwd, preexec_fn=_preexec(rlimits))
         self.pid = self.popen.pid
 
     def alive(self):
@@ -264,7 +274,7 @@ class Daemon(Proc):
     """livenessprobe, possibly under LP_WRAPPER, serving on host:port."""
 
     def __init__(self, args, workdir, name, port, host="127.0.0.1",
-                 wrap=True, cwd=None):
+                 wrap=True, cwd=None, rlimits=None):
         self.port = port
         self.host = host
         self.wrapped = bool(WRAPPER) and wrap
@@ -279,7 +289,7 @@ class Daemon(Proc):
                 vg_log = os.path.join(workdir, name + ".valgrind.%p.log")
                 prefix.insert(1, "--log-file=" + vg_log)
             argv = prefix + argv
-        super().__init__(argv, workdir, name, cwd=cwd)
+        super().__init__(argv, workdir, name, cwd=cwd, rlimits=rlimits)
         self.valgrind_log = vg_log
 
     def port_open(self, host=None):
@@ -608,7 +618,7 @@ class LPTestCase(unittest.TestCase):
         return rc
 
     def start_daemon(self, *args, csi=None, port=None, wait=True, host="127.0.0.1",
-                     health_port_flag=True, wrap=True, cwd=None):
+                     health_port_flag=True, wrap=True, cwd=None, rlimits=None):
         """Starts livenessprobe on a free port (--health-port) for csi (a path)."""
         port = free_port() if port is None else port
         argv = []
@@ -617,7 +627,7 @@ class LPTestCase(unittest.TestCase):
         if health_port_flag:
             argv.append("--health-port=%d" % port)
         argv += list(args)
-        d = Daemon(argv, self.tmp, self._name("lp"), port, host, wrap, cwd)
+        d = Daemon(argv, self.tmp, self._name("lp"), port, host, wrap, cwd, rlimits)
         self._procs.append(d)
         if wait:
             d.wait_port()

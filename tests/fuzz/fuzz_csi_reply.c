@@ -75,7 +75,7 @@ static bool terminated(const char *s, size_t cap)
 /* Runs p on r: one probe step, then the verdict. */
 static void run_policy(struct policy *p, const struct csi_probe_result *r, struct policy_step *step)
 {
-	policy_begin(p, csi_now_ns() + 10000000000LL, step);
+	policy_begin(p, clock_now_ns() + 10000000000LL, step);
 	if (step->kind != POLICY_STEP_PROBE)
 		fail("the policy did not probe first", step->detail);
 	policy_resume_probe(p, r, step);
@@ -151,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	call.status = GRPC_STATUS_OK;
 	call.details = grpc_empty_slice();
 	call.recv_buf = reply_buffer(data, size);
-	call.start_ns = csi_now_ns();
+	call.start_ns = clock_now_ns();
 	call.deadline_ns = INT64_MAX;
 	call.kind = OP_PROBE;
 	probe_result_from_call(&csi, &call, true, &r);

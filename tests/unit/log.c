@@ -5,6 +5,7 @@
  */
 #include "log.h"
 #include "testing.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -209,10 +210,26 @@ static const char *json_value(const char *s)
 	return json_number(s);
 }
 
-/* One JSON object followed by exactly one newline. */
+/* Every byte of s belongs to a valid UTF-8 character. */
+static bool utf8_valid(const char *s)
+{
+	size_t left = strlen(s);
+	const unsigned char *p = (const unsigned char *)s;
+	while (left > 0) {
+		uint32_t cp;
+		int n = utf8_decode(p, left, &cp);
+		if (n == 0)
+			return false;
+		p += n;
+		left -= (size_t)n;
+	}
+	return true;
+}
+
+/* One JSON object in valid UTF-8, followed by exactly one newline. */
 static bool json_line_valid(const char *line)
 {
-	if (line[0] != '{')
+	if (line[0] != '{' || !utf8_valid(line))
 		return false;
 	const char *end = json_value(line);
 	return end && end[0] == '\n' && end[1] == '\0';
@@ -294,15 +311,55 @@ static void test_text_escaping(void)
 	free(out);
 }
 
-/* log_writef formats the message, then quotes it like any other. */
-static void test_writef(void)
+/*
+ * Bytes that are not UTF-8 (a driver's message, a name cut by someone
+ * else): \xNN in text, as Go's %q writes them; U+FFFD in JSON, which must be
+ * UTF-8. Valid multi-byte characters stay as they are.
+ */
+static void test_invalid_utf8(void)
 {
+	const char *bad = "a\xff\xc3(\xe2\x82\xac\xed\xa0\x80z";
 	log_setup(0, LOG_FORMAT_TEXT, true);
 	capture_begin();
-	log_writef(LOG_WARNING, 0, "f.c", 1, "retry %d of %s", 3, "\"five\"");
-	char *out = capture_end();
-	CHECK_STR(out, "\"retry 3 of \\\"five\\\"\"\n");
-	free(out);
+	log_write(LOG_ERROR, 0, "f.c", 1, "m", "err", bad, (char *)NULL);
+	char *text = capture_end();
+	CHECK_STR(text, "\"m\" err=\"a\\xff\\xc3(\xe2\x82\xac\\xed\\xa0\\x80z\"\n");
+	CHECK(utf8_valid(text));
+	free(text);
+
+	log_setup(0, LOG_FORMAT_JSON, false);
+	capture_begin();
+	log_write(LOG_ERROR, 0, "f.c", 1, bad, "k\x80", bad, (char *)NULL);
+	char *json = capture_end();
+	CHECK(json_line_valid(json));
+	CHECK(strstr(json, "\"msg\":\"a\\ufffd\\ufffd(\xe2\x82\xac\\ufffd\\ufffd\\ufffdz\"") !=
+	      NULL);
+	CHECK(strstr(json, "\"k\\ufffd\":") != NULL);
+	free(json);
+}
+
+/*
+ * A source name that is not a plain file name (a policy's path may hold
+ * anything) is quoted in the text header and escaped in JSON's caller, so
+ * it cannot end the header early or forge a second line.
+ */
+static void test_file_name_quoted(void)
+{
+	log_setup(0, LOG_FORMAT_TEXT, false);
+	capture_begin();
+	log_write(LOG_ERROR, 0, "p\"o] x\nE1126 forged.lua", 3, "m", (char *)NULL);
+	char *text = capture_end();
+	CHECK(strchr(text, '\n') == text + strlen(text) - 1);
+	CHECK(strstr(text, " \"p\\\"o] x\\nE1126 forged.lua\":3] \"m\"\n") != NULL);
+	free(text);
+
+	log_setup(0, LOG_FORMAT_JSON, false);
+	capture_begin();
+	log_write(LOG_ERROR, 0, "p\"o\n.lua", 3, "m", (char *)NULL);
+	char *json = capture_end();
+	CHECK(json_line_valid(json));
+	CHECK(strstr(json, "\"caller\":\"p\\\"o\\n.lua:3\"") != NULL);
+	free(json);
 }
 
 /* -skip_headers drops exactly the header: the line starts at the quote. */
@@ -526,6 +583,40 @@ static void test_long_lines(void)
 		CHECK(json_line_valid(json)); /* a cut message */
 	}
 	free(json);
+
+	/*
+	 * Escapes and multi-byte characters all the way: wherever the cut
+	 * falls, it falls between two of them, never inside (\u00, half an é).
+	 */
+	for (int shift = 0; shift < 6; shift++) {
+		char *mixed = malloc(n + 1);
+		for (size_t i = 0; i + 2 < n; i += 3)
+			memcpy(mixed + i, (i / 3) % 2 ? "\x01\xc3\xa9" : "\"\xc3\xa9", 3);
+		mixed[n - n % 3] = '\0';
+		log_setup(0, LOG_FORMAT_JSON, false);
+		capture_begin();
+		log_write(LOG_ERROR, 0, "f.c", 1, mixed + shift, (char *)NULL);
+		log_write(LOG_ERROR, 0, "f.c", 1, "m", "err", mixed + shift, (char *)NULL);
+		char *cut = capture_end();
+		char *next = strchr(cut, '\n');
+		CHECK(next != NULL);
+		if (next) {
+			next++;
+			CHECK(json_line_valid(next));
+			next[0] = '\0';
+			CHECK(json_line_valid(cut));
+		}
+		free(cut);
+		log_setup(0, LOG_FORMAT_TEXT, true);
+		capture_begin();
+		log_write(LOG_ERROR, 0, "f.c", 1, mixed + shift, (char *)NULL);
+		char *cut_text = capture_end();
+		CHECK(utf8_valid(cut_text));
+		size_t tl = strlen(cut_text);
+		CHECK(tl >= 3 && strcmp(cut_text + tl - 2, "\"\n") == 0);
+		free(cut_text);
+		free(mixed);
+	}
 	free(big);
 }
 
@@ -534,7 +625,8 @@ int main(void)
 	test_text_header();
 	test_text_pairs();
 	test_text_escaping();
-	test_writef();
+	test_invalid_utf8();
+	test_file_name_quoted();
 	test_skip_headers();
 	test_verbosity();
 	test_macro_caller();

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "csi.h"
 #include "policy.h"
 #include "testing.h"
@@ -55,12 +56,12 @@ static inline struct csi_probe_result fixture_result(bool connected, int code, i
 
 static inline int64_t fixture_deadline_ms(int64_t ms)
 {
-	return csi_now_ns() + ms * MS_NS;
+	return clock_now_ns() + ms * MS_NS;
 }
 
 static inline double fixture_elapsed_s(int64_t since_ns)
 {
-	return (double)(csi_now_ns() - since_ns) / 1e9;
+	return (double)(clock_now_ns() - since_ns) / 1e9;
 }
 
 /*
@@ -84,7 +85,7 @@ static inline bool fixture_isolated(const char *what, int (*fn)(const void *), c
 		_exit(fn(arg) == 0 ? 0 : 1);
 	int status = 0;
 	bool killed = false;
-	int64_t give_up = csi_now_ns() + (int64_t)timeout_s * SEC_NS;
+	int64_t give_up = clock_now_ns() + (int64_t)timeout_s * SEC_NS;
 	for (;;) {
 		pid_t done = waitpid(pid, &status, WNOHANG);
 		if (done == pid)
@@ -93,7 +94,7 @@ static inline bool fixture_isolated(const char *what, int (*fn)(const void *), c
 			perror("waitpid");
 			return false;
 		}
-		if (!killed && csi_now_ns() > give_up) {
+		if (!killed && clock_now_ns() > give_up) {
 			kill(pid, SIGKILL);
 			killed = true;
 		}

@@ -284,6 +284,22 @@ static void test_render_label_escaping(void)
 }
 
 /*
+ * The text format requires UTF-8 label values; a driver's name need not be
+ * UTF-8. Each stray byte becomes U+FFFD, valid characters stay.
+ */
+static void test_render_label_utf8(void)
+{
+	struct metrics *m = metrics_new();
+	metrics_observe_rpc(m, "d\xff\xc3r\xc3\xa9\xe2\x82", "/csi.v1.Identity/Probe", 0, 0.5);
+	char *text = render(m);
+	CHECK(strstr(text,
+	             "{driver_name=\"d\xef\xbf\xbd\xef\xbf\xbdr\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd\","
+	             "grpc_status_code=\"OK\",") != NULL);
+	free(text);
+	metrics_free(m);
+}
+
+/*
  * DESIGN.md "Metrics": besides upstream's two families, process_* and our
  * livenessprobe_* families are exposed, all families sorted by name.
  */
@@ -432,6 +448,7 @@ int main(void)
 	test_render_histogram();
 	test_render_large_count();
 	test_render_label_escaping();
+	test_render_label_utf8();
 	test_render_own_families();
 	test_render_policy_families();
 	test_render_no_empty_families();
