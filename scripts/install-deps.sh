@@ -5,7 +5,7 @@
 set -eu
 
 # Build: compiler, CMake, pkg-config and the four libraries of DESIGN.md.
-BUILD="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev liblua5.4-dev libevent-dev"
+BUILD="build-essential cmake pkg-config libgrpc-dev protobuf-c-compiler libprotobuf-c-dev liblua5.4-dev libevent-dev libseccomp-dev"
 # Static release link (GRPC-NOTES.md): grpc_unsecure.pc omits these archives.
 # libupb.a and libaddress_sorting.a come with libgrpc-dev itself; Debian's
 # separate libupb-dev is an unrelated old upb that conflicts with it.

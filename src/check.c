@@ -1,15 +1,13 @@
 /*
- * The check in flight: its waiters, its policy run, its fallback.
+ * The check in flight: its waiters, its run, its fallback (check.h).
  *
- * A run is a loop of policy steps (policy.h). PROBE → csi_probe → resume;
- * SLEEP → timer → resume; DONE → answer; FAILED → log, count, and answer with
- * the built-in policy's verdict on the last probe result of this check
- * (replayed without a new probe), or, if the policy made no probe, on one
- * new probe with the probe timeout.
- *
- * The built-in policy runs in this process and steps synchronously; a
- * custom policy runs in its worker process and its steps arrive later,
- * through on_worker_step. Both end up in handle_step.
+ * A check is a run on a runner, one step at a time: PROBE → prober →
+ * resume; SLEEP → timer → resume; CALL → resume (no read-only calls yet);
+ * DONE → answer; FAILED → log, count, and run the built-in policy instead,
+ * fed the check's last probe result (so it answers at once, with no new
+ * probe), or, if the policy made no probe, one probe with the probe
+ * timeout. The same path serves the built-in policy, a custom policy in
+ * its worker, and the fallback: only the runner differs.
  */
 #include "check.h"
 
@@ -20,11 +18,12 @@
 #include <event2/event.h>
 
 #include "clock.h"
-#include "csi.h"
 #include "log.h"
 #include "metrics.h"
-#include "policy.h"
-#include "policy_worker.h"
+#include "runner.h"
+
+static const char shutting_down[] = "livenessprobe is shutting down";
+static const char policy_failure[] = "policy failure";
 
 struct check_waiter {
 	check_cb cb;
@@ -33,37 +32,33 @@ struct check_waiter {
 };
 
 struct check {
-	struct event_base *base;
-	struct csi *csi;
-	struct policy *builtin;
-	struct worker *worker;      /* the custom policy; NULL: built-in only */
-	struct worker *next_worker; /* swapped in when the check in flight ends */
-	bool next_worker_set;
+	struct check_prober prober;
+	struct runner *builtin;    /* the built-in policy: answers by fallback */
+	struct runner *runner;     /* decides the next check */
+	struct runner *run_runner; /* the runner of the run in flight (a reference) */
 	struct metrics *metrics;
+	const struct csi_driver *driver;
 	struct check_options options;
-	char *driver; /* for log lines */
 
 	struct check_waiter *waiters; /* parked requests of the check in flight */
 	bool running;
-	bool on_worker; /* the current run is the custom policy's */
-	bool replay;    /* fallback: answer probes from last, not the driver */
+	bool falling_back; /* the run in flight is the fallback */
+	bool replay;       /* fallback: probes are answered from last, no new probe */
 	int64_t deadline_ns;
-	struct policy_step step; /* the built-in policy's latest step */
+	struct runner_run *run;
+	struct csi_probe *probe; /* in flight */
 
 	struct csi_probe_result last; /* last probe result of this check */
 	bool have_last;
 
 	struct event *sleep_timer;
-	struct event *soon;                /* runs a step from the loop, never recursively */
-	struct csi_probe_result immediate; /* result delivered through soon */
-	bool immediate_pending;
-	bool start_pending; /* check_submit asked for a run; on_soon starts it */
+	struct event *start_failed; /* a run that could not even begin, answered from the loop */
 };
 
-static void handle_step(struct check *c, const struct policy_step *s);
+static void on_step(const struct runner_step *s, void *arg);
 
 /* Logs the one line a failed check gets, with upstream's wording where it applies. */
-static void log_verdict(struct check *c, const struct policy_step *s)
+static void log_verdict(struct check *c, const struct runner_step *s)
 {
 	if (s->healthy) {
 		LOG_INFO_V(5, "Health check succeeded");
@@ -79,22 +74,7 @@ static void log_verdict(struct check *c, const struct policy_step *s)
 		LOG_E("Health check failed", "err", s->body);
 }
 
-static void swap_worker(struct check *c)
-{
-	if (!c->next_worker_set)
-		return;
-	worker_free(c->worker);
-	c->worker = c->next_worker;
-	c->next_worker = NULL;
-	c->next_worker_set = false;
-}
-
-static void update_memory_metric(struct check *c)
-{
-	metrics_set_policy_memory(c->metrics,
-	                          c->worker ? worker_memory(c->worker) : policy_memory(c->builtin));
-}
-
+/* The check is over: every waiter gets the verdict. */
 static void answer(struct check *c, bool healthy, int status, const char *body, size_t body_len)
 {
 	struct check_verdict v = {
@@ -102,8 +82,12 @@ static void answer(struct check *c, bool healthy, int status, const char *body, 
 	struct check_waiter *w = c->waiters;
 	c->waiters = NULL;
 	c->running = false;
+	c->run = NULL;
 	metrics_count_check(c->metrics, healthy);
-	update_memory_metric(c);
+	if (c->run_runner)
+		metrics_set_policy_memory(c->metrics, runner_memory(c->runner));
+	runner_unref(c->run_runner);
+	c->run_runner = NULL;
 	while (w) {
 		struct check_waiter *next = w->next;
 		w->cb(&v, w->arg);
@@ -112,90 +96,52 @@ static void answer(struct check *c, bool healthy, int status, const char *body, 
 	}
 }
 
-static void on_worker_step(const struct policy_step *step, void *arg)
+/* Begins a run on r (referenced for the run's life). */
+static void begin_run(struct check *c, struct runner *r)
 {
-	handle_step(arg, step);
+	runner_unref(c->run_runner);
+	c->run_runner = runner_ref(r);
+	c->run = runner_begin(r, c->deadline_ns, on_step, c);
+	if (!c->run)
+		event_active(c->start_failed, EV_TIMEOUT, 0);
 }
 
-static void start_run(struct check *c, bool custom, bool replay)
+static void fallback(struct check *c, enum stop_reason reason, const char *detail)
 {
-	c->on_worker = custom;
-	c->replay = replay;
-	if (custom) {
-		worker_begin(c->worker, c->deadline_ns, on_worker_step, c);
-		return;
-	}
-	policy_begin(c->builtin, c->deadline_ns, &c->step);
-	handle_step(c, &c->step);
-}
-
-static void fallback(struct check *c, const struct policy_step *s)
-{
-	LOG_E("Policy failed, answering with the built-in policy", "reason", s->reason, "err",
-	      s->detail);
-	metrics_count_fallback(c->metrics, s->reason);
-	if (!c->on_worker) {
+	LOG_E("Policy failed, answering with the built-in policy", "reason",
+	      stop_reason_label(reason), "err", detail);
+	metrics_count_fallback(c->metrics, reason);
+	if (c->falling_back || c->run_runner == c->builtin) {
 		/* The built-in policy itself failed: nothing left to ask. */
-		answer(c, false, 500, "policy failure", strlen("policy failure"));
+		answer(c, false, 500, policy_failure, sizeof(policy_failure) - 1);
 		return;
 	}
-	if (c->have_last) {
-		start_run(c, false, true);
-	} else {
-		/* No probe yet: one probe with the full probe timeout, from now. */
+	c->falling_back = true;
+	c->replay = c->have_last;
+	if (!c->have_last) /* no probe yet: one probe with the full probe timeout, from now */
 		c->deadline_ns = clock_deadline(c->options.probe_timeout_ns);
-		start_run(c, false, false);
-	}
+	begin_run(c, c->builtin);
+}
+
+static void on_start_failed(evutil_socket_t fd, short what, void *arg)
+{
+	struct check *c = arg;
+	fallback(c, STOP_MEMORY, "out of memory starting the check");
 }
 
 static void on_probe_result(const struct csi_probe_result *r, void *arg)
 {
 	struct check *c = arg;
+	c->probe = NULL;
 	c->last = *r;
 	c->have_last = true;
-	if (c->on_worker) {
-		worker_resume_probe(c->worker, r);
-		return;
-	}
-	policy_resume_probe(c->builtin, r, &c->step);
-	handle_step(c, &c->step);
-}
-
-static void on_soon(evutil_socket_t fd, short what, void *arg)
-{
-	struct check *c = arg;
-	if (c->start_pending) {
-		c->start_pending = false;
-		start_run(c, c->worker != NULL, false);
-	}
-	if (c->immediate_pending) {
-		c->immediate_pending = false;
-		on_probe_result(&c->immediate, c);
-	}
-}
-
-static void deliver_soon(struct check *c, const struct csi_probe_result *r)
-{
-	c->immediate = *r;
-	c->immediate_pending = true;
-	event_active(c->soon, EV_TIMEOUT, 0);
-}
-
-static void on_sleep_done(evutil_socket_t fd, short what, void *arg)
-{
-	struct check *c = arg;
-	if (c->on_worker) {
-		worker_resume_sleep(c->worker);
-		return;
-	}
-	policy_resume_sleep(c->builtin, &c->step);
-	handle_step(c, &c->step);
+	runner_resume_probe(c->run, r);
 }
 
 static void do_probe(struct check *c, double seconds)
 {
 	if (c->replay) {
-		deliver_soon(c, &c->last);
+		runner_resume_probe(c->run, &c->last);
 		return;
 	}
 	int64_t now = clock_now_ns();
@@ -207,81 +153,85 @@ static void do_probe(struct check *c, double seconds)
 	int64_t deadline = clock_add(now, timeout);
 	if (deadline > c->deadline_ns)
 		deadline = c->deadline_ns;
-	if (deadline <= now || timeout <= 0) {
-		/* No time left (or --probe-timeout <= 0): fails at once, as upstream. */
-		struct csi_probe_result r;
-		csi_unreachable_result(&r, 0);
-		deliver_soon(c, &r);
-		return;
+	if (deadline > now && timeout > 0) {
+		LOG_INFO_V(5, "Sending probe request to CSI driver", "driver", c->driver->name);
+		c->probe = c->prober.probe(c->prober.ctx, deadline, on_probe_result, c);
+		if (c->probe)
+			return;
 	}
-	LOG_INFO_V(5, "Sending probe request to CSI driver", "driver", c->driver ? c->driver : "");
-	if (csi_probe(c->csi, deadline, on_probe_result, c) < 0) {
-		struct csi_probe_result r;
-		csi_unreachable_result(&r, 0);
-		deliver_soon(c, &r);
-	}
+	/* No time left (or --probe-timeout <= 0, or no probe): fails at once, as upstream. */
+	struct csi_probe_result r;
+	csi_unreachable_result(&r, 0);
+	c->last = r;
+	c->have_last = true;
+	runner_resume_probe(c->run, &r);
 }
 
-static void handle_step(struct check *c, const struct policy_step *s)
+static void on_sleep_done(evutil_socket_t fd, short what, void *arg)
 {
+	struct check *c = arg;
+	runner_resume_sleep(c->run);
+}
+
+static void on_step(const struct runner_step *s, void *arg)
+{
+	struct check *c = arg;
 	switch (s->kind) {
-	case POLICY_STEP_PROBE:
+	case RUNNER_STEP_PROBE:
 		do_probe(c, s->seconds);
 		break;
-	case POLICY_STEP_SLEEP: {
+	case RUNNER_STEP_CALL: {
+		/* Read-only calls are not served yet: the policy hears so and goes on. */
+		struct runner_call_result r = {.code = 12 /* UNIMPLEMENTED */,
+		                               .message = "read-only calls are not available"};
+		runner_resume_call(c->run, &r);
+		break;
+	}
+	case RUNNER_STEP_SLEEP: {
 		struct timeval tv = clock_timeval((int64_t)(s->seconds * 1e9));
 		evtimer_add(c->sleep_timer, &tv);
 		break;
 	}
-	case POLICY_STEP_DONE:
+	case RUNNER_STEP_DONE:
+		c->run = NULL;
 		log_verdict(c, s);
 		answer(c, s->healthy, s->status, s->body, s->body_len);
-		policy_step_clear(&c->step);
 		break;
-	case POLICY_STEP_FAILED:
-		fallback(c, s);
+	case RUNNER_STEP_FAILED:
+		c->run = NULL;
+		fallback(c, s->reason, s->detail);
 		break;
 	}
 }
 
-struct check *check_new(struct event_base *base, struct csi *csi, struct policy *builtin,
-                        struct metrics *metrics, const struct check_options *options)
+struct check *check_new(struct event_base *base, const struct check_prober *prober,
+                        struct runner *builtin, struct metrics *metrics,
+                        const struct csi_driver *driver, const struct check_options *options)
 {
 	struct check *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->base = base;
-	c->csi = csi;
-	c->builtin = builtin;
+	c->prober = *prober;
+	c->builtin = runner_ref(builtin);
+	c->runner = runner_ref(builtin);
 	c->metrics = metrics;
+	c->driver = driver;
 	c->options = *options;
 	c->sleep_timer = evtimer_new(base, on_sleep_done, c);
-	c->soon = event_new(base, -1, 0, on_soon, c);
-	if (!c->sleep_timer || !c->soon) {
+	c->start_failed = event_new(base, -1, 0, on_start_failed, c);
+	if (!c->sleep_timer || !c->start_failed) {
 		check_free(c);
 		return NULL;
 	}
-	update_memory_metric(c);
+	metrics_set_policy_memory(metrics, runner_memory(builtin));
 	return c;
 }
 
-void check_set_worker(struct check *c, struct worker *worker)
+void check_set_runner(struct check *c, struct runner *runner)
 {
-	if (c->next_worker_set)
-		worker_free(c->next_worker);
-	c->next_worker = worker;
-	c->next_worker_set = true;
-	if (!c->running)
-		swap_worker(c);
-}
-
-void check_set_driver(struct check *c, const char *name)
-{
-	char *copy = strdup(name);
-	if (!copy)
-		return; /* log lines keep the previous name */
-	free(c->driver);
-	c->driver = copy;
+	runner_ref(runner);
+	runner_unref(c->runner);
+	c->runner = runner;
 }
 
 struct check_waiter *check_submit(struct check *c, check_cb cb, void *arg)
@@ -297,18 +247,12 @@ struct check_waiter *check_submit(struct check *c, check_cb cb, void *arg)
 		metrics_count_coalesced(c->metrics);
 		return w;
 	}
-	/* A reload waits for the check it would disturb; here none runs. */
-	swap_worker(c);
 	c->running = true;
 	c->have_last = false;
+	c->falling_back = c->replay = false;
 	c->deadline_ns = clock_deadline(c->options.check_timeout_ns);
-	/*
-	 * Started from the loop, not from here: a run can end at once (the
-	 * built-in policy failing on its first step), and the answer must
-	 * not reach cb before the caller has the waiter (check.h).
-	 */
-	c->start_pending = true;
-	event_active(c->soon, EV_TIMEOUT, 0);
+	/* Runners answer from the loop: no step reaches us before the caller holds w. */
+	begin_run(c, c->runner);
 	return w;
 }
 
@@ -327,17 +271,19 @@ void check_free(struct check *c)
 {
 	if (!c)
 		return;
-	policy_abandon(c->builtin);
+	if (c->probe)
+		c->prober.cancel(c->probe);
+	c->probe = NULL;
+	runner_abandon(c->run);
+	c->run = NULL;
 	if (c->waiters)
-		answer(c, false, 500, "livenessprobe is shutting down",
-		       strlen("livenessprobe is shutting down"));
-	swap_worker(c);
-	worker_free(c->worker);
-	policy_step_clear(&c->step);
+		answer(c, false, 500, shutting_down, sizeof(shutting_down) - 1);
+	runner_unref(c->run_runner);
+	runner_unref(c->runner);
+	runner_unref(c->builtin);
 	if (c->sleep_timer)
 		event_free(c->sleep_timer);
-	if (c->soon)
-		event_free(c->soon);
-	free(c->driver);
+	if (c->start_failed)
+		event_free(c->start_failed);
 	free(c);
 }

@@ -1,8 +1,9 @@
 /*
- * One health check at a time (DESIGN.md): a /healthz request joins the check
- * in flight or starts one; every waiting request gets the same verdict. A
- * check runs the policy step by step, carries out its probes and sleeps, and
- * falls back to the built-in policy when the policy fails.
+ * One endpoint's health checks (DESIGN.md): a request joins the check in
+ * flight or starts one, and every waiting request gets the same verdict.
+ * A check runs the policy through a runner (runner.h), carries out its
+ * probes and sleeps, and falls back to the built-in policy when the policy
+ * fails. Several checks (one per endpoint) may run at once on one runner.
  */
 #ifndef LP_CHECK_H
 #define LP_CHECK_H
@@ -11,11 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "csi.h" /* csi_probe_cb, struct csi_driver */
+
 struct event_base;
-struct csi;
-struct policy;
-struct worker;
 struct metrics;
+struct runner;
 struct check;
 struct check_waiter;
 
@@ -28,24 +29,37 @@ struct check_verdict {
 
 typedef void (*check_cb)(const struct check_verdict *verdict, void *arg);
 
+/*
+ * Where probes come from: csi.h in the daemon, a fake in the unit test.
+ * probe() answers exactly once through cb, later, unless cancelled; NULL
+ * when it cannot even start.
+ */
+struct check_prober {
+	struct csi_probe *(*probe)(void *ctx, int64_t deadline_ns, csi_probe_cb cb, void *arg);
+	void (*cancel)(struct csi_probe *probe);
+	void *ctx;
+};
+
 struct check_options {
 	int64_t probe_timeout_ns; /* default ctx.probe() timeout */
 	int64_t check_timeout_ns; /* the whole check's budget */
 };
 
 /*
- * builtin (not owned) runs in this process: it decides when no custom
- * policy is set, and answers by fallback when the custom one fails.
+ * builtin runs the built-in policy in this process: it decides until
+ * check_set_runner says otherwise, and answers by fallback when the
+ * deciding runner's policy fails. The check holds a reference to it.
+ * driver (borrowed) names the driver in log lines.
  */
-struct check *check_new(struct event_base *base, struct csi *csi, struct policy *builtin,
-                        struct metrics *metrics, const struct check_options *options);
+struct check *check_new(struct event_base *base, const struct check_prober *prober,
+                        struct runner *builtin, struct metrics *metrics,
+                        const struct csi_driver *driver, const struct check_options *options);
 
 /*
- * Makes worker (a custom policy in its worker process; NULL: the built-in
- * policy) decide from the next check on. The check takes ownership, and
- * frees the previous worker once no check uses it.
+ * Makes runner decide from the next check on (the check takes a
+ * reference). A check in flight finishes on the runner it began with.
  */
-void check_set_worker(struct check *c, struct worker *worker);
+void check_set_runner(struct check *c, struct runner *runner);
 
 /*
  * Parks a request: cb is called exactly once, later, with the verdict of the
@@ -57,10 +71,7 @@ struct check_waiter *check_submit(struct check *c, check_cb cb, void *arg);
 /* The request went away: it will not be called back. */
 void check_cancel(struct check *c, struct check_waiter *w);
 
-/* For ctx.driver and log lines. */
-void check_set_driver(struct check *c, const char *name);
-
-/* Answers every parked request with a 500 "shutting down", stops, frees. */
+/* Answers every parked request with a 500 "shutting down", stops, frees. NULL is a no-op. */
 void check_free(struct check *c);
 
 #endif

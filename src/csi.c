@@ -55,14 +55,28 @@ struct csi_call {
 	const char *error_string;
 	int64_t start_ns;
 	int64_t deadline_ns;
-	bool retried; /* already re-sent once after the connection broke under it */
+	bool retried;            /* already re-sent once after the connection broke under it */
+	struct csi_probe *probe; /* OP_PROBE: whose call this is */
+};
+
+/* A probe asked for (csi.h); freed once answered or cancelled. */
+struct csi_probe {
+	struct csi *csi;
+	csi_probe_cb cb;
+	void *arg;
+	struct csi_call *call; /* its RPC in flight, or NULL */
+	struct event *missing; /* without an RPC: answers unreachable at the deadline */
+	int64_t start_ns;
+	bool cancelled; /* the RPC's completion is to be dropped */
+	struct csi_probe *next;
 };
 
 struct csi {
 	struct event_base *base;
 	struct metrics *metrics;
 	struct csi_address address;
-	char *driver_name; /* NULL until GetPluginInfo succeeded */
+	char *driver_name, *driver_vendor; /* NULL until GetPluginInfo succeeded */
+	struct csi_driver driver;          /* what csi_driver() hands out */
 
 	struct grpc_loop *grpc;
 	grpc_channel *channel;
@@ -75,59 +89,13 @@ struct csi {
 	ino_t socket_ino;
 	struct timespec socket_ctime;
 
-	struct csi_call *in_flight; /* at most one call (a probe or GetPluginInfo) */
-	csi_probe_cb probe_cb;
+	struct csi_call *info_call; /* start-up's GetPluginInfo in flight */
 	csi_info_cb info_cb;
-	void *cb_arg;
-
-	/* A probe that cannot be sent (no socket file) still answers at its deadline. */
-	struct event *missing_timer;
-	int64_t missing_start_ns;
+	void *info_arg;
+	struct csi_probe *probes; /* asked for and not yet answered */
 	/* Start-up's "Still connecting" reminder. */
 	struct event *still_timer;
 };
-
-enum csi_address_kind csi_address_parse(const char *value, struct csi_address *out, char *errbuf,
-                                        size_t errlen)
-{
-	memset(out, 0, sizeof(*out));
-	/* connlib: "/abs" gets "unix://" prepended; "unix://" + rest is a path. */
-	const char *path = NULL;
-	if (value[0] == '/') {
-		path = value;
-	} else if (strncmp(value, "unix://", 7) == 0) {
-		path = value + 7;
-		if (path[0] != '/') {
-			/* Go's resolver reads the text before the next '/' as an authority. */
-			size_t n = strcspn(path, "/");
-			snprintf(errbuf, errlen,
-			         "failed to build resolver: invalid (non-empty) authority: %.*s",
-			         (int)n, path);
-			out->kind = CSI_ADDRESS_INVALID;
-			return out->kind;
-		}
-	} else if (strncmp(value, "unix:", 5) == 0) {
-		/* gRPC's own unix resolver: "unix:/abs" or "unix:relative". */
-		path = value + 5;
-	}
-
-	if (path) {
-		out->kind = CSI_ADDRESS_UNIX;
-		snprintf(out->path, sizeof(out->path), "%s", path);
-		snprintf(out->target, sizeof(out->target), "unix:%s", path);
-		if (path[0] == '/')
-			snprintf(out->display, sizeof(out->display), "unix://%s", path);
-		else
-			snprintf(out->display, sizeof(out->display), "%s", value);
-	} else if (value[0] == '\0') {
-		out->kind = CSI_ADDRESS_NEVER;
-	} else {
-		out->kind = CSI_ADDRESS_GRPC;
-		snprintf(out->target, sizeof(out->target), "%s", value);
-		snprintf(out->display, sizeof(out->display), "%s", value);
-	}
-	return out->kind;
-}
 
 /* gRPC's clock has its own epoch: convert through a relative span. */
 static gpr_timespec grpc_deadline(int64_t deadline_ns)
@@ -220,12 +188,12 @@ static void call_free(struct csi_call *c)
  * the channel to be ready (wait-for-ready), so an unreachable driver yields
  * DEADLINE_EXCEEDED at the deadline, as upstream answers it.
  */
-static int call_start(struct csi *csi, enum op_kind kind, const char *method,
-                      const ProtobufCMessage *req, int64_t deadline_ns, bool retry)
+static struct csi_call *call_start(struct csi *csi, enum op_kind kind, const char *method,
+                                   const ProtobufCMessage *req, int64_t deadline_ns, bool retry)
 {
 	struct csi_call *c = calloc(1, sizeof(*c));
 	if (!c)
-		return -1;
+		return NULL;
 	c->csi = csi;
 	c->kind = kind;
 	c->details = grpc_empty_slice();
@@ -272,11 +240,10 @@ static int call_start(struct csi *csi, enum op_kind kind, const char *method,
 	ops[5].data.recv_status_on_client.error_string = &c->error_string;
 	if (grpc_call_start_batch(c->call, ops, 6, c, NULL) != GRPC_CALL_OK)
 		goto err;
-	csi->in_flight = c;
-	return 0;
+	return c;
 err:
 	call_free(c);
-	return -1;
+	return NULL;
 }
 
 /* The reply's bytes, flattened; NULL when there was no message. */
@@ -466,66 +433,131 @@ static void info_from_call(const struct csi_call *c, bool success, struct csi_pl
 		snprintf(info->error, sizeof(info->error), "driver name is empty");
 }
 
-static void finish_call(struct csi *csi, struct csi_call *c, bool success)
+static void probe_unlink(struct csi_probe *p)
 {
-	csi->in_flight = NULL;
+	for (struct csi_probe **pp = &p->csi->probes; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+}
+
+static void probe_free(struct csi_probe *p)
+{
+	probe_unlink(p);
+	if (p->missing)
+		event_free(p->missing);
+	free(p);
+}
+
+/* Answers p (unless cancelled) and frees it. */
+static void probe_answer(struct csi_probe *p, const struct csi_probe_result *r)
+{
+	csi_probe_cb cb = p->cb;
+	void *arg = p->arg;
+	bool cancelled = p->cancelled;
+	probe_free(p);
+	if (!cancelled)
+		cb(r, arg);
+}
+
+static void finish_probe(struct csi *csi, struct csi_call *c, bool success)
+{
+	struct csi_probe *p = c->probe;
+	p->call = NULL;
+	if (p->cancelled) {
+		call_free(c);
+		probe_free(p);
+		return;
+	}
 	if (broken_under_call(csi, c, success)) {
 		Csi__V1__ProbeRequest req = CSI__V1__PROBE_REQUEST__INIT;
-		int64_t start = c->start_ns, deadline = c->deadline_ns;
+		int64_t deadline = c->deadline_ns;
 		LOG_INFO_V(5, "Connection to the CSI driver broke, probing again", "err",
 		           c->error_string ? c->error_string : "");
 		call_free(c);
 		/* A fresh channel: the old one may still hand out the dying transport. */
 		char err[256];
 		channel_close(csi);
-		if (channel_open(csi, err, sizeof(err)) == 0 &&
-		    call_start(csi, OP_PROBE, METHOD_PROBE, &req.base, deadline, true) == 0) {
-			csi->in_flight->start_ns = start;
-			return;
+		if (channel_open(csi, err, sizeof(err)) == 0) {
+			p->call =
+			        call_start(csi, OP_PROBE, METHOD_PROBE, &req.base, deadline, true);
+			if (p->call) {
+				p->call->probe = p;
+				p->call->start_ns = p->start_ns;
+				return;
+			}
 		}
 		struct csi_probe_result r;
-		csi_unreachable_result(&r, (double)(clock_now_ns() - start) / 1e9);
-		csi->probe_cb(&r, csi->cb_arg);
+		csi_unreachable_result(&r, (double)(clock_now_ns() - p->start_ns) / 1e9);
+		probe_answer(p, &r);
 		return;
 	}
-	if (c->kind == OP_PROBE) {
-		struct csi_probe_result r;
-		probe_result_from_call(csi, c, success, &r);
-		/* Only RPCs that reached the driver are observed (UPSTREAM.md §4.1). */
-		if (r.connected)
-			metrics_observe_rpc(csi->metrics, csi->driver_name ? csi->driver_name : "",
-			                    METHOD_PROBE, r.code, r.seconds);
-		call_free(c);
-		csi->probe_cb(&r, csi->cb_arg);
-	} else {
-		struct csi_plugin_info info;
-		info_from_call(c, success, &info);
-		/* The start-up call is recorded before the name is known. */
-		metrics_observe_rpc(csi->metrics, "unknown-driver", METHOD_INFO, info.code,
-		                    (double)(clock_now_ns() - c->start_ns) / 1e9);
-		call_free(c);
-		if (csi->still_timer)
-			event_del(csi->still_timer);
-		if (info.code == GRPC_STATUS_OK && csi->address.kind == CSI_ADDRESS_UNIX) {
+	struct csi_probe_result r;
+	probe_result_from_call(csi, c, success, &r);
+	/* Only RPCs that reached the driver are observed (UPSTREAM.md §4.1). */
+	if (r.connected)
+		metrics_observe_rpc(csi->metrics, csi->driver.name, METHOD_PROBE, r.code,
+		                    r.seconds);
+	call_free(c);
+	probe_answer(p, &r);
+}
+
+/* Keeps the driver's identity (csi_driver) from a successful GetPluginInfo. */
+static void remember_driver(struct csi *csi, const struct csi_plugin_info *info)
+{
+	char *name = strdup(info->name), *vendor = strdup(info->vendor_version);
+	if (!name || !vendor) {
+		free(name);
+		free(vendor);
+		return; /* out of memory: the identity stays unknown ("") */
+	}
+	free(csi->driver_name);
+	free(csi->driver_vendor);
+	csi->driver_name = name;
+	csi->driver_vendor = vendor;
+	csi->driver.name = name;
+	csi->driver.vendor_version = vendor;
+}
+
+static void finish_info(struct csi *csi, struct csi_call *c, bool success)
+{
+	struct csi_plugin_info info;
+	csi->info_call = NULL;
+	info_from_call(c, success, &info);
+	/* The start-up call is recorded before the name is known. */
+	metrics_observe_rpc(csi->metrics, "unknown-driver", METHOD_INFO, info.code,
+	                    (double)(clock_now_ns() - c->start_ns) / 1e9);
+	call_free(c);
+	if (csi->still_timer)
+		event_del(csi->still_timer);
+	if (info.code == GRPC_STATUS_OK && !info.error[0]) {
+		remember_driver(csi, &info);
+		if (csi->address.kind == CSI_ADDRESS_UNIX) {
 			struct stat st;
 			if (stat_socket(csi, &st) == 0)
 				remember_socket(csi, &st);
 		}
-		csi->info_cb(&info, csi->cb_arg);
 	}
+	csi->info_cb(&info, csi->info_arg);
 }
 
 static void on_completion(void *tag, bool success, void *arg)
 {
-	finish_call(arg, tag, success);
+	struct csi_call *c = tag;
+	if (c->kind == OP_PROBE)
+		finish_probe(arg, c, success);
+	else
+		finish_info(arg, c, success);
 }
 
 static void on_missing_deadline(evutil_socket_t fd, short what, void *arg)
 {
-	struct csi *csi = arg;
+	struct csi_probe *p = arg;
 	struct csi_probe_result r;
-	csi_unreachable_result(&r, (double)(clock_now_ns() - csi->missing_start_ns) / 1e9);
-	csi->probe_cb(&r, csi->cb_arg);
+	csi_unreachable_result(&r, (double)(clock_now_ns() - p->start_ns) / 1e9);
+	probe_answer(p, &r);
 }
 
 static void on_still_waiting(evutil_socket_t fd, short what, void *arg)
@@ -550,9 +582,9 @@ struct csi *csi_new(struct event_base *base, const struct csi_address *address,
 	csi->base = base;
 	csi->metrics = metrics;
 	csi->address = *address;
-	csi->missing_timer = evtimer_new(base, on_missing_deadline, csi);
+	csi->driver.name = csi->driver.vendor_version = "";
 	csi->still_timer = event_new(base, -1, EV_PERSIST, on_still_waiting, csi);
-	if (!csi->missing_timer || !csi->still_timer) {
+	if (!csi->still_timer) {
 		snprintf(errbuf, errlen, "cannot set up loop events");
 		goto err;
 	}
@@ -569,22 +601,19 @@ void csi_start(struct csi *csi, csi_info_cb cb, void *arg)
 {
 	struct timeval every = {.tv_sec = STILL_WAITING_INTERVAL_S};
 	csi->info_cb = cb;
-	csi->cb_arg = arg;
+	csi->info_arg = arg;
 	evtimer_add(csi->still_timer, &every);
 	if (csi->address.kind == CSI_ADDRESS_NEVER)
 		return; /* waits forever, as upstream does for an unusable target */
 	Csi__V1__GetPluginInfoRequest req = CSI__V1__GET_PLUGIN_INFO_REQUEST__INIT;
-	if (call_start(csi, OP_INFO, METHOD_INFO, &req.base, INT64_MAX, false) < 0)
+	csi->info_call = call_start(csi, OP_INFO, METHOD_INFO, &req.base, INT64_MAX, false);
+	if (!csi->info_call)
 		LOG_E("Cannot start GetPluginInfo", "address", csi->address.display);
 }
 
-void csi_set_driver_name(struct csi *csi, const char *name)
+const struct csi_driver *csi_driver(const struct csi *csi)
 {
-	char *copy = strdup(name);
-	if (!copy)
-		return; /* metrics keep the previous name */
-	free(csi->driver_name);
-	csi->driver_name = copy;
+	return &csi->driver;
 }
 
 /*
@@ -616,25 +645,56 @@ static bool socket_still_there(struct csi *csi)
 	return true;
 }
 
-int csi_probe(struct csi *csi, int64_t deadline_ns, csi_probe_cb cb, void *arg)
+struct csi_probe *csi_probe(struct csi *csi, int64_t deadline_ns, csi_probe_cb cb, void *arg)
 {
-	if (csi->in_flight || evtimer_pending(csi->missing_timer, NULL))
-		return -1;
-	csi->probe_cb = cb;
-	csi->cb_arg = arg;
-	if (!socket_still_there(csi) || !csi->channel) {
-		struct timeval tv = clock_timeval(clock_left(deadline_ns));
-		csi->missing_start_ns = clock_now_ns();
-		return evtimer_add(csi->missing_timer, &tv);
+	struct csi_probe *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->csi = csi;
+	p->cb = cb;
+	p->arg = arg;
+	p->start_ns = clock_now_ns();
+	p->next = csi->probes;
+	csi->probes = p;
+	if (socket_still_there(csi) && csi->channel) {
+		Csi__V1__ProbeRequest req = CSI__V1__PROBE_REQUEST__INIT;
+		p->call = call_start(csi, OP_PROBE, METHOD_PROBE, &req.base, deadline_ns, false);
+		if (p->call) {
+			p->call->probe = p;
+			return p;
+		}
+		deadline_ns = p->start_ns; /* gRPC refused the call: unreachable, at once */
 	}
-	Csi__V1__ProbeRequest req = CSI__V1__PROBE_REQUEST__INIT;
-	return call_start(csi, OP_PROBE, METHOD_PROBE, &req.base, deadline_ns, false);
+	/* Nothing to send to (or no call): still answered, at the deadline. */
+	struct timeval tv = clock_timeval(clock_left(deadline_ns));
+	p->missing = evtimer_new(csi->base, on_missing_deadline, p);
+	if (!p->missing || evtimer_add(p->missing, &tv) < 0) {
+		probe_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void csi_probe_cancel(struct csi_probe *p)
+{
+	if (!p)
+		return;
+	if (p->call) {
+		/* Its completion still comes, and is dropped (finish_probe). */
+		p->cancelled = true;
+		grpc_call_cancel(p->call->call, NULL);
+		return;
+	}
+	probe_free(p);
 }
 
 /* A call whose completion was never delivered (shutdown): freed, no callback. */
 static void drain_call(void *tag)
 {
-	call_free(tag);
+	struct csi_call *c = tag;
+	if (c->probe)
+		c->probe->call = NULL;
+	call_free(c);
 }
 
 void csi_free(struct csi *csi)
@@ -642,18 +702,21 @@ void csi_free(struct csi *csi)
 	if (!csi)
 		return;
 	/* GRPC-NOTES.md order: cancel → destroy channel → shut down the queue → join. */
-	if (csi->in_flight && csi->in_flight->call)
-		grpc_call_cancel(csi->in_flight->call, NULL);
+	for (struct csi_probe *p = csi->probes; p; p = p->next)
+		if (p->call)
+			grpc_call_cancel(p->call->call, NULL);
+	if (csi->info_call)
+		grpc_call_cancel(csi->info_call->call, NULL);
 	if (csi->grpc) {
 		channel_close(csi);
-		grpc_loop_free(csi->grpc, drain_call);
-		csi->in_flight = NULL; /* its completion was drained */
+		grpc_loop_free(csi->grpc, drain_call); /* every call's completion is drained */
+		csi->info_call = NULL;
 	}
-	call_free(csi->in_flight);
-	if (csi->missing_timer)
-		event_free(csi->missing_timer);
+	while (csi->probes)
+		probe_free(csi->probes);
 	if (csi->still_timer)
 		event_free(csi->still_timer);
 	free(csi->driver_name);
+	free(csi->driver_vendor);
 	free(csi);
 }

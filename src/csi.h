@@ -1,9 +1,9 @@
 /*
  * The CSI driver, seen through one long-lived gRPC channel (DESIGN.md):
- * start-up (wait for the driver, then GetPluginInfo once, no deadline) and
- * asynchronous Probe calls. gRPC completions are handed from a dedicated
- * completion-queue thread to the libevent loop, so every callback below runs
- * on the loop thread.
+ * start-up (wait for the driver, then GetPluginInfo once, no deadline), the
+ * driver's identity, and asynchronous Probe calls. gRPC completions reach
+ * the libevent loop through grpc_loop.h, so every callback below runs on the
+ * loop thread.
  */
 #ifndef LP_CSI_H
 #define LP_CSI_H
@@ -12,28 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "csi_address.h"
+
 struct event_base;
 struct csi;
+struct csi_probe;
 struct metrics;
-
-/* How --csi-address is reached (UPSTREAM.md §2.2, normalised by us). */
-enum csi_address_kind {
-	CSI_ADDRESS_UNIX,    /* a unix socket path (absolute, or relative to cwd) */
-	CSI_ADDRESS_GRPC,    /* anything else: handed to gRPC's resolver (TCP, dns:///) */
-	CSI_ADDRESS_NEVER,   /* empty: a target that can never connect, as upstream */
-	CSI_ADDRESS_INVALID, /* unix://relative: fatal at start-up, as upstream */
-};
-
-struct csi_address {
-	enum csi_address_kind kind;
-	char target[4200];  /* what gRPC dials ("unix:/abs", "127.0.0.1:1") */
-	char path[4100];    /* CSI_ADDRESS_UNIX: the socket file to stat */
-	char display[4200]; /* what logs show ("unix:///abs", as upstream) */
-};
-
-/* Classifies an address; for CSI_ADDRESS_INVALID, errbuf says why. */
-enum csi_address_kind csi_address_parse(const char *value, struct csi_address *out, char *errbuf,
-                                        size_t errlen);
 
 /*
  * Status messages and driver names are kept whole up to this many bytes.
@@ -78,6 +62,15 @@ struct csi_plugin_info {
 
 typedef void (*csi_info_cb)(const struct csi_plugin_info *info, void *arg);
 
+/*
+ * The driver's identity, held here and only here: set once GetPluginInfo
+ * succeeded (both "" before); everyone else reads it through csi_driver().
+ */
+struct csi_driver {
+	const char *name;
+	const char *vendor_version;
+};
+
 /* Creates the channel and the completion thread. NULL with errbuf on failure. */
 struct csi *csi_new(struct event_base *base, const struct csi_address *address,
                     struct metrics *metrics, char *errbuf, size_t errlen);
@@ -89,18 +82,22 @@ struct csi *csi_new(struct event_base *base, const struct csi_address *address,
 void csi_start(struct csi *csi, csi_info_cb cb, void *arg);
 
 /*
- * Sends one Probe that must answer by deadline_ns (CLOCK_MONOTONIC). At
- * most one probe may be in flight; cb is called exactly once, later, unless
- * csi_free comes first. The socket path is checked first: a missing file
- * fails the probe at the deadline as upstream; a new inode (the driver
- * restarted) rebuilds the channel at once.
+ * Sends one Probe that must answer by deadline_ns (CLOCK_MONOTONIC); several
+ * may be in flight. cb is called exactly once, later, unless the probe is
+ * cancelled or csi_free comes first. The socket path is checked first: a
+ * missing file fails the probe at the deadline as upstream; a new inode
+ * (the driver restarted) rebuilds the channel at once. NULL when out of
+ * memory (no callback then).
  */
-int csi_probe(struct csi *csi, int64_t deadline_ns, csi_probe_cb cb, void *arg);
+struct csi_probe *csi_probe(struct csi *csi, int64_t deadline_ns, csi_probe_cb cb, void *arg);
 
-/* The driver name for metrics, once known (NULL before). */
-void csi_set_driver_name(struct csi *csi, const char *name);
+/* The caller no longer wants the answer: no callback comes. */
+void csi_probe_cancel(struct csi_probe *probe);
 
-/* Cancels what is in flight without calling back, stops the thread, frees. */
+/* The driver's identity (csi_driver above); "" fields until GetPluginInfo succeeded. */
+const struct csi_driver *csi_driver(const struct csi *csi);
+
+/* Cancels what is in flight without calling back, stops the threads, frees. */
 void csi_free(struct csi *csi);
 
 #endif

@@ -1,18 +1,19 @@
 /*
- * livenessprobe: flags → config → modules → loop. The only place that exits.
+ * livenessprobe: start-up and shut-down; the only place that exits.
  *
  * Start-up order (UPSTREAM.md §2.1): parse and validate flags, load the
  * policy, wait for the driver, GetPluginInfo once, then listen. Everything
- * after flag parsing runs on one libevent loop, so SIGTERM during any phase
- * ends in the same clean shutdown.
+ * after flag parsing runs on one libevent loop, each phase started by the
+ * end of the one before, so SIGTERM during any phase ends in the same clean
+ * shutdown. The modules do the work: policy_source (the policy and its
+ * reloads), csi (the driver), check (the checks), http (the listeners).
  */
-#include <errno.h>
 #include <limits.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -20,32 +21,27 @@
 #include "check.h"
 #include "config.h"
 #include "csi.h"
-#include "file_read.h"
 #include "http.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
-#include "policy_worker.h"
-#include "watch.h"
+#include "policy_source.h"
+#include "policy_verify.h"
+#include "runner.h"
+#include "runner_local.h"
+#include "worker.h"
+#include "worker_child.h"
 
 struct daemon {
 	struct config cfg;
+	struct policy_limits limits;
+	struct csi_address address;
 	struct event_base *base;
 	struct metrics *metrics;
+	struct runner *builtin;
+	struct policy_source *policy; /* NULL: the built-in policy decides */
 	struct csi *csi;
-	struct policy *builtin;
-	struct worker *custom; /* NULL: the built-in policy decides; owned by check once set */
-	char *custom_source;   /* the text custom runs, to tell real changes on reload */
-	size_t custom_len;
-	char *failed_source; /* the text whose reload failed last: not tried again */
-	size_t failed_len;
-	struct worker *reloading; /* a reload's worker, loading */
-	char *reload_source;
-	size_t reload_len;
-	struct policy_limits limits;
-	struct watch *watch;
-	char *driver_name, *driver_vendor; /* from GetPluginInfo */
 	struct check *check;
 	struct http_server *main_server;
 	struct http_server *metrics_server;
@@ -57,139 +53,6 @@ static void stop(struct daemon *d, int code)
 {
 	d->exit_code = code;
 	event_base_loopbreak(d->base);
-}
-
-/* A policy file larger than this is refused (it is a ConfigMap's text, at most 1 MiB there). */
-#define POLICY_FILE_MAX (16u * 1024 * 1024)
-
-static char *read_file(const char *path, size_t *len, char *errbuf, size_t errlen)
-{
-	return file_read(path, POLICY_FILE_MAX, len, errbuf, errlen);
-}
-
-/* --check-policy loads in this process: it contacts no driver and exits. */
-static struct policy *load_policy_file(const char *path, const struct policy_limits *limits,
-                                       char *errbuf, size_t errlen)
-{
-	size_t len = 0;
-	char *text = read_file(path, &len, errbuf, errlen);
-	if (!text)
-		return NULL;
-	char chunkname[4200];
-	snprintf(chunkname, sizeof(chunkname), "@%s", path);
-	struct policy *p = policy_new(text, len, chunkname, limits, errbuf, errlen);
-	free(text);
-	return p;
-}
-
-/*
- * Reads the policy file into *source (kept by the caller on success) and
- * fills the worker options for it. chunkname must hold PATH_MAX + 2 bytes.
- */
-static int policy_options(struct daemon *d, struct worker_options *opts, char *chunkname,
-                          size_t chunklen, char **source, size_t *len, char *errbuf, size_t errlen)
-{
-	*source = read_file(d->cfg.policy_file, len, errbuf, errlen);
-	if (!*source)
-		return -1;
-	snprintf(chunkname, chunklen, "@%s", d->cfg.policy_file);
-	*opts = (struct worker_options){.source = *source,
-	                                .source_len = *len,
-	                                .chunkname = chunkname,
-	                                .limits = d->limits,
-	                                .verbosity = d->cfg.verbosity,
-	                                .log_format = d->cfg.log_format};
-	return 0;
-}
-
-/* Start-up: the policy must load before anything else happens. */
-static struct worker *start_policy_worker(struct daemon *d, char *errbuf, size_t errlen)
-{
-	struct worker_options opts;
-	char chunkname[4200];
-	if (policy_options(d, &opts, chunkname, sizeof(chunkname), &d->custom_source,
-	                   &d->custom_len, errbuf, errlen) < 0)
-		return NULL;
-	return worker_new(d->base, &opts, errbuf, errlen);
-}
-
-static bool same_text(const char *a, size_t alen, const char *b, size_t blen)
-{
-	return a && b && alen == blen && memcmp(a, b, alen) == 0;
-}
-
-/* A reload's new worker answered: swap it in, or keep the old policy. */
-static void on_reload_loaded(struct worker *w, const char *error, void *arg)
-{
-	struct daemon *d = arg;
-	d->reloading = NULL;
-	if (error) {
-		LOG_E("Policy reload failed, keeping the previous policy", "policy",
-		      d->cfg.policy_file, "err", error);
-		metrics_count_reload(d->metrics, false);
-		worker_free(w);
-		free(d->failed_source);
-		d->failed_source = d->reload_source;
-		d->failed_len = d->reload_len;
-		d->reload_source = NULL;
-		return;
-	}
-	if (d->check) {
-		worker_set_driver(w, d->driver_name, d->driver_vendor);
-		check_set_worker(d->check, w);
-	} else {
-		worker_free(d->custom);
-		d->custom = w;
-	}
-	free(d->custom_source);
-	d->custom_source = d->reload_source;
-	d->custom_len = d->reload_len;
-	d->reload_source = NULL;
-	metrics_count_reload(d->metrics, true);
-	LOG_I("Policy reloaded", "policy", d->cfg.policy_file);
-}
-
-/*
- * Reload (file change or SIGHUP): the new text loads in a new worker while
- * the old policy keeps answering; it is swapped in only if it loads,
- * otherwise the old one stays and the error is logged and counted. A change
- * notice for text already running (or already refused) is ignored; SIGHUP
- * always reloads (and so starts ctx.state afresh).
- */
-static void reload_policy(struct daemon *d, bool forced)
-{
-	char err[2048];
-	struct worker_options opts;
-	char chunkname[4200];
-	char *source = NULL;
-	size_t len = 0;
-	if (policy_options(d, &opts, chunkname, sizeof(chunkname), &source, &len, err,
-	                   sizeof(err)) < 0) {
-		LOG_E("Policy reload failed, keeping the previous policy", "policy",
-		      d->cfg.policy_file, "err", err);
-		metrics_count_reload(d->metrics, false);
-		return;
-	}
-	if (!forced &&
-	    (same_text(source, len, d->custom_source, d->custom_len) ||
-	     same_text(source, len, d->failed_source, d->failed_len) ||
-	     (d->reloading && same_text(source, len, d->reload_source, d->reload_len)))) {
-		free(source);
-		return;
-	}
-	/* A newer text replaces a load still in progress. */
-	worker_free(d->reloading);
-	free(d->reload_source);
-	d->reload_source = source;
-	d->reload_len = len;
-	d->reloading = worker_load(d->base, &opts, on_reload_loaded, d, err, sizeof(err));
-	if (!d->reloading)
-		on_reload_loaded(NULL, err, d);
-}
-
-static void on_policy_changed(void *arg)
-{
-	reload_policy(arg, false);
 }
 
 /*
@@ -247,6 +110,13 @@ static int start_listeners(struct daemon *d)
 	return 0;
 }
 
+/* Probes come from the driver (check.h's prober). */
+static struct csi_probe *probe_driver(void *ctx, int64_t deadline_ns, csi_probe_cb cb, void *arg)
+{
+	return csi_probe(ctx, deadline_ns, cb, arg);
+}
+
+/* GetPluginInfo answered: the checks and the listeners start. */
 static void on_plugin_info(const struct csi_plugin_info *info, void *arg)
 {
 	struct daemon *d = arg;
@@ -255,34 +125,53 @@ static void on_plugin_info(const struct csi_plugin_info *info, void *arg)
 		stop(d, 1);
 		return;
 	}
-	LOG_I("CSI driver name", "driver", info->name);
-	LOG_INFO_V(5, "CSI driver info", "driver", info->name, "vendor_version",
-	           info->vendor_version);
-	d->driver_name = strdup(info->name);
-	d->driver_vendor = strdup(info->vendor_version);
-	if (!d->driver_name || !d->driver_vendor) {
-		LOG_E("Cannot set up health checks", "err", "out of memory");
-		stop(d, 1);
-		return;
-	}
-	csi_set_driver_name(d->csi, info->name);
-	policy_set_driver(d->builtin, info->name, info->vendor_version);
+	const struct csi_driver *driver = csi_driver(d->csi);
+	LOG_I("CSI driver name", "driver", driver->name);
+	LOG_INFO_V(5, "CSI driver info", "driver", driver->name, "vendor_version",
+	           driver->vendor_version);
+	runner_set_driver(d->builtin, driver->name, driver->vendor_version);
 	struct check_options opts = {.probe_timeout_ns = d->cfg.probe_timeout_ns,
 	                             .check_timeout_ns = d->cfg.check_timeout_ns};
-	d->check = check_new(d->base, d->csi, d->builtin, d->metrics, &opts);
+	struct check_prober prober = {
+	        .probe = probe_driver, .cancel = csi_probe_cancel, .ctx = d->csi};
+	d->check = check_new(d->base, &prober, d->builtin, d->metrics, driver, &opts);
 	if (!d->check) {
 		LOG_E("Cannot set up health checks", "err", "out of memory");
 		stop(d, 1);
 		return;
 	}
-	check_set_driver(d->check, info->name);
-	if (d->custom) {
-		worker_set_driver(d->custom, info->name, info->vendor_version);
-		check_set_worker(d->check, d->custom); /* the check owns it from here */
-		d->custom = NULL;
+	if (d->policy) {
+		policy_source_set_driver(d->policy, driver);
+		policy_source_add_check(d->policy, d->check);
 	}
 	if (start_listeners(d) < 0)
 		stop(d, 1);
+}
+
+/* The policy is there (or there is none): wait for the driver. -1 when that cannot start. */
+static int start_driver(struct daemon *d)
+{
+	char err[2048];
+	d->csi = csi_new(d->base, &d->address, d->metrics, err, sizeof(err));
+	if (!d->csi) {
+		LOG_E("Failed to establish connection to CSI driver", "err", err);
+		return -1;
+	}
+	LOG_INFO_V(5, "Connecting", "address", d->address.display);
+	LOG_I("Calling CSI driver to discover driver name");
+	csi_start(d->csi, on_plugin_info, d);
+	return 0;
+}
+
+static void on_policy_ready(const char *error, void *arg)
+{
+	struct daemon *d = arg;
+	if (error) {
+		LOG_E("Cannot load the policy", "err", error);
+		stop(d, 1);
+	} else if (start_driver(d) < 0) {
+		stop(d, 1);
+	}
 }
 
 static void on_shutdown_signal(evutil_socket_t sig, short what, void *arg)
@@ -295,36 +184,11 @@ static void on_shutdown_signal(evutil_socket_t sig, short what, void *arg)
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
-	if (!d->cfg.policy_file) {
+	if (!d->policy) {
 		LOG_INFO_V(2, "SIGHUP: no policy file to reload");
 		return;
 	}
-	reload_policy(d, true);
-}
-
-/* --check-policy: validate and exit, without touching a driver. */
-/* --check-policy's guard against a load stuck inside C code (no hook can stop it). */
-static void on_check_alarm(int sig)
-{
-	static const char msg[] = "policy: loading did not finish within 5 s\n";
-	ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-	(void)n;
-	_exit(1);
-}
-
-static int check_policy_only(const struct config *cfg, const struct policy_limits *limits)
-{
-	char err[2048];
-	signal(SIGALRM, on_check_alarm);
-	alarm(5);
-	struct policy *p = load_policy_file(cfg->check_policy_file, limits, err, sizeof(err));
-	if (!p) {
-		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	policy_free(p);
-	fprintf(stderr, "%s: policy loads\n", cfg->check_policy_file);
-	return 0;
+	policy_source_reload(d->policy, true);
 }
 
 /*
@@ -364,24 +228,20 @@ static void cleanup(struct daemon *d)
 	bound_shutdown(d->exit_code);
 	/*
 	 * No new requests may reach the check once it is freed: stop listening
-	 * first. Then (GRPC-NOTES.md) cancel calls, stop gRPC, answer parked
-	 * requests, and free HTTP.
+	 * first. The check cancels its probe and answers its parked requests;
+	 * then (GRPC-NOTES.md) gRPC stops, the last replies are flushed, and
+	 * HTTP is freed.
 	 */
 	http_shutdown(d->main_server);
 	http_shutdown(d->metrics_server);
-	csi_free(d->csi);
 	check_free(d->check);
+	csi_free(d->csi);
 	if (d->base)
 		event_base_loop(d->base, EVLOOP_NONBLOCK); /* flush the last replies */
 	http_free(d->main_server);
 	http_free(d->metrics_server);
-	watch_free(d->watch);
-	worker_free(d->custom);
-	free(d->custom_source);
-	free(d->failed_source);
-	worker_free(d->reloading);
-	free(d->reload_source);
-	policy_free(d->builtin);
+	policy_source_free(d->policy);
+	runner_unref(d->builtin);
 	metrics_free(d->metrics);
 	if (d->sig_term)
 		event_free(d->sig_term);
@@ -391,8 +251,6 @@ static void cleanup(struct daemon *d)
 		event_free(d->sig_hup);
 	if (d->base)
 		event_base_free(d->base);
-	free(d->driver_name);
-	free(d->driver_vendor);
 	config_free(&d->cfg);
 }
 
@@ -433,8 +291,8 @@ int main(int argc, char **argv)
 	char err[2048];
 	memset(&d, 0, sizeof(d));
 
-	if (argc > 1 && strcmp(argv[1], POLICY_WORKER_ARG) == 0)
-		return policy_worker_main(argc, argv);
+	if (argc > 1 && strcmp(argv[1], WORKER_ARG) == 0)
+		return worker_child_main(argc, argv);
 
 	switch (config_parse(&d.cfg, argc, argv, stderr, err, sizeof(err))) {
 	case CONFIG_OK:
@@ -462,43 +320,30 @@ int main(int argc, char **argv)
 	d.limits = (struct policy_limits){.memory = (size_t)d.cfg.policy_memory_limit,
 	                                  .instructions = d.cfg.policy_instruction_limit};
 	if (d.cfg.check_policy_file) {
-		int rc = check_policy_only(&d.cfg, &d.limits);
+		int rc = policy_verify(d.cfg.check_policy_file, &d.limits, d.cfg.probe_timeout_ns,
+		                       d.cfg.check_timeout_ns, stderr);
 		config_free(&d.cfg);
 		return rc;
 	}
 
 	d.exit_code = 1;
-	d.builtin = policy_new_builtin(&d.limits, err, sizeof(err));
-	if (!d.builtin) {
+	struct policy *builtin = policy_new_builtin(&d.limits, err, sizeof(err));
+	if (!builtin) {
 		LOG_E("Cannot load the built-in policy", "err", err);
 		goto out;
 	}
-
-	struct csi_address address;
-	if (csi_address_parse(d.cfg.csi_address, &address, err, sizeof(err)) ==
+	if (csi_address_parse(d.cfg.csi_address, &d.address, err, sizeof(err)) ==
 	    CSI_ADDRESS_INVALID) {
 		LOG_E("Failed to establish connection to CSI driver", "err", err);
+		policy_free(builtin);
 		goto out;
 	}
-
 	d.base = event_base_new();
 	d.metrics = metrics_new();
-	if (!d.base || !d.metrics) {
+	d.builtin = d.base ? runner_local_new(d.base, builtin) : (policy_free(builtin), NULL);
+	if (!d.base || !d.metrics || !d.builtin) {
 		LOG_E("Cannot start", "err", "out of memory");
 		goto out;
-	}
-	/* The worker is spawned before gRPC starts (GRPC-NOTES.md: no fork after). */
-	if (d.cfg.policy_file) {
-		d.custom = start_policy_worker(&d, err, sizeof(err));
-		if (!d.custom) {
-			LOG_E("Cannot load the policy", "err", err);
-			goto out;
-		}
-		d.watch = watch_new(d.base, d.cfg.policy_file, on_policy_changed, &d, err,
-		                    sizeof(err));
-		if (!d.watch)
-			LOG_W("Policy changes will not be noticed; SIGHUP still reloads", "err",
-			      err);
 	}
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_shutdown_signal, &d);
 	d.sig_int = evsignal_new(d.base, SIGINT, on_shutdown_signal, &d);
@@ -508,15 +353,20 @@ int main(int argc, char **argv)
 		LOG_E("Cannot install signal handlers");
 		goto out;
 	}
-
-	d.csi = csi_new(d.base, &address, d.metrics, err, sizeof(err));
-	if (!d.csi) {
-		LOG_E("Failed to establish connection to CSI driver", "err", err);
+	if (d.cfg.policy_file) {
+		struct policy_source_options o = {.path = d.cfg.policy_file,
+		                                  .limits = d.limits,
+		                                  .verbosity = d.cfg.verbosity,
+		                                  .log_format = d.cfg.log_format};
+		d.policy = policy_source_new(d.base, d.metrics, &o, on_policy_ready, &d, err,
+		                             sizeof(err));
+		if (!d.policy) {
+			LOG_E("Cannot load the policy", "err", err);
+			goto out;
+		}
+	} else if (start_driver(&d) < 0) {
 		goto out;
 	}
-	LOG_INFO_V(5, "Connecting", "address", address.display);
-	LOG_I("Calling CSI driver to discover driver name");
-	csi_start(d.csi, on_plugin_info, &d);
 
 	d.exit_code = 0;
 	event_base_dispatch(d.base);

@@ -30,20 +30,14 @@ struct rpc_series {
 	unsigned long long bucket[NBUCKETS]; /* cumulative when rendered */
 };
 
-struct labelled_counter {
-	char label[32];
-	unsigned long long value;
-};
-
 struct metrics {
 	struct rpc_series *rpc;
 	size_t nrpc, caprpc;
 	unsigned long long checks_healthy, checks_unhealthy, coalesced;
 	unsigned long long reloads_ok, reloads_failed;
 	size_t policy_memory;
-	struct labelled_counter fallbacks[8];
-	size_t nfallbacks;
-	double start_time; /* process_start_time_seconds */
+	unsigned long long fallbacks[STOP_REASON_COUNT]; /* by reason; 0: no series yet */
+	double start_time;                               /* process_start_time_seconds */
 };
 
 /* Process start in seconds since the epoch, at /proc's clock-tick precision. */
@@ -172,21 +166,10 @@ void metrics_count_reload(struct metrics *m, bool success)
 		m->reloads_failed++;
 }
 
-void metrics_count_fallback(struct metrics *m, const char *reason)
+void metrics_count_fallback(struct metrics *m, enum stop_reason reason)
 {
-	if (!m)
-		return;
-	for (size_t i = 0; i < m->nfallbacks; i++) {
-		if (!strcmp(m->fallbacks[i].label, reason)) {
-			m->fallbacks[i].value++;
-			return;
-		}
-	}
-	if (m->nfallbacks < sizeof(m->fallbacks) / sizeof(m->fallbacks[0])) {
-		snprintf(m->fallbacks[m->nfallbacks].label, sizeof(m->fallbacks[0].label), "%s",
-		         reason);
-		m->fallbacks[m->nfallbacks++].value = 1;
-	}
+	if (m && reason > STOP_NONE && reason < STOP_REASON_COUNT)
+		m->fallbacks[reason]++;
 }
 
 /*
@@ -404,23 +387,26 @@ static void render_own(struct metrics *m, struct evbuffer *out)
 	evbuffer_add_printf(out, "livenessprobe_checks_total{result=\"unhealthy\"}");
 	put_value(out, (double)m->checks_unhealthy);
 
-	/* A family with no series yet is left out, as the Go client does. */
-	if (m->nfallbacks)
+	/* Series appear once counted, sorted by label value, as the Go client does. */
+	enum stop_reason order[STOP_REASON_COUNT];
+	int n = 0;
+	for (int r = STOP_NONE + 1; r < STOP_REASON_COUNT; r++) {
+		if (!m->fallbacks[r])
+			continue;
+		int j = n++;
+		for (; j > 0 && strcmp(stop_reason_label(order[j - 1]), stop_reason_label(r)) > 0;
+		     j--)
+			order[j] = order[j - 1];
+		order[j] = (enum stop_reason)r;
+	}
+	if (n)
 		put_family(out, "livenessprobe_policy_fallbacks_total", "counter",
 		           "Checks answered by the built-in policy because the policy failed, by "
 		           "reason.");
-	/* Sorted by label value, as the Go client sorts series. */
-	for (size_t i = 1; i < m->nfallbacks; i++)
-		for (size_t j = i;
-		     j > 0 && strcmp(m->fallbacks[j - 1].label, m->fallbacks[j].label) > 0; j--) {
-			struct labelled_counter t = m->fallbacks[j];
-			m->fallbacks[j] = m->fallbacks[j - 1];
-			m->fallbacks[j - 1] = t;
-		}
-	for (size_t i = 0; i < m->nfallbacks; i++) {
+	for (int i = 0; i < n; i++) {
 		evbuffer_add_printf(out, "livenessprobe_policy_fallbacks_total{reason=\"%s\"}",
-		                    m->fallbacks[i].label);
-		put_value(out, (double)m->fallbacks[i].value);
+		                    stop_reason_label(order[i]));
+		put_value(out, (double)m->fallbacks[order[i]]);
 	}
 
 	put_family(out, "livenessprobe_policy_memory_bytes", "gauge",

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sandbox.h" /* enum stop_reason */
+
 struct metrics;
 struct evbuffer;
 
@@ -25,8 +27,8 @@ void metrics_observe_rpc(struct metrics *m, const char *driver, const char *meth
 void metrics_count_check(struct metrics *m, bool healthy);
 /* livenessprobe_requests_coalesced_total: a request that joined a check in flight. */
 void metrics_count_coalesced(struct metrics *m);
-/* livenessprobe_policy_fallbacks_total{reason} */
-void metrics_count_fallback(struct metrics *m, const char *reason);
+/* livenessprobe_policy_fallbacks_total{reason}: the label comes from stop_reason_label. */
+void metrics_count_fallback(struct metrics *m, enum stop_reason reason);
 
 /* Go strconv.FormatFloat(v, 'g', -1, 64), as every sample value is printed. */
 void metrics_format_float(double v, char *out, size_t len);

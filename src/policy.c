@@ -1,14 +1,15 @@
 /*
- * Runs a policy's check(ctx) as a coroutine, one step at a time (policy.h).
+ * Runs a policy's check(ctx) as coroutines, one step at a time (policy.h).
  *
- * Registry layout of a policy's Lua state (all refs in struct policy):
+ * Registry layout of a policy's Lua state (refs in struct policy and
+ * struct policy_run):
  *   check    the check function of the table the chunk returned
  *   funcs    ctx's C functions (probe, sleep, now, deadline, log)
  *   state    ctx.state, kept between checks
  *   history  ctx.history, the last HISTORY_MAX results of earlier checks
- *   pending  results of the check in progress (moved to history at its end)
  *   driver   ctx.driver
- *   thread   the coroutine of the check in progress
+ *   a run's thread   its coroutine
+ *   a run's pending  its probe results (moved to history when it ends)
  *
  * Every value the host builds inside the state is built in lua_pcall of a C
  * function: with the memory cap full, an unprotected allocation would panic
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <lauxlib.h>
 
@@ -28,7 +28,6 @@
 #include "csi.h"
 #include "grpc_status.h"
 #include "log.h"
-#include "sandbox.h"
 
 #define HISTORY_MAX 16
 /* A verdict computed right after a probe that ended at the deadline is fine. */
@@ -36,82 +35,101 @@
 
 enum request { REQUEST_NONE, REQUEST_PROBE, REQUEST_SLEEP, REQUEST_LATE };
 
-struct policy {
-	struct sandbox *sb;
-	struct policy_limits limits;
-	char source_name[256]; /* chunk name without '@', for log lines */
-	int check_ref, funcs_ref, state_ref, history_ref, pending_ref, driver_ref, thread_ref;
+struct policy_run {
+	struct policy *policy;
 	lua_State *co;
+	int thread_ref, pending_ref;
 	int64_t deadline_ns;
 	int64_t begin_ns;
+	int64_t budget; /* instructions left */
 	enum request request;
 	double request_seconds;
 	const char *late_what; /* which ctx call came too late */
+	struct policy_run *next;
 };
 
-static double seconds_now(void)
+struct policy {
+	struct sandbox *sb;
+	struct policy_limits limits;
+	char source_name[4200]; /* chunk name without '@', for messages */
+	const char *log_name;   /* its last path element, for log lines */
+	int check_ref, funcs_ref, state_ref, history_ref, driver_ref;
+	struct policy_run *runs;      /* in flight */
+	struct policy_run *current;   /* the run whose Lua runs now; ctx's functions act on it */
+	int64_t (*now_ns)(void *ctx); /* the clock runs see: clock_now_ns, or a simulated one */
+	void *clock_ctx;
+};
+
+static int64_t real_now(void *ctx)
 {
-	return clock_now_s();
+	return clock_now_ns();
 }
 
-static struct policy *policy_of(lua_State *L)
+/* Now, on the clock the policy's runs see. */
+static int64_t now_of(const struct policy *p)
 {
-	return lua_touserdata(L, lua_upvalueindex(1));
+	return p->now_ns(p->clock_ctx);
+}
+
+void policy_set_clock(struct policy *p, int64_t (*now_ns)(void *ctx), void *ctx)
+{
+	p->now_ns = now_ns ? now_ns : real_now;
+	p->clock_ctx = ctx;
 }
 
 /* ctx.probe([timeout]) — yields; resumed with the result table. */
 static int ctx_probe(lua_State *L)
 {
-	struct policy *p = policy_of(L);
+	struct policy_run *run = ((struct policy *)lua_touserdata(L, lua_upvalueindex(1)))->current;
 	double timeout = luaL_optnumber(L, 1, 0);
 	/*
 	 * A check given no time at all (--probe-timeout <= 0) still probes: the
 	 * probe then fails at once with upstream's text rather than by fallback.
 	 */
-	if (clock_now_ns() > p->deadline_ns && p->deadline_ns > p->begin_ns) {
-		p->request = REQUEST_LATE;
-		p->late_what = "ctx.probe() started after the check deadline";
+	if (now_of(run->policy) > run->deadline_ns && run->deadline_ns > run->begin_ns) {
+		run->request = REQUEST_LATE;
+		run->late_what = "ctx.probe() started after the check deadline";
 		return lua_yield(L, 0);
 	}
-	p->request = REQUEST_PROBE;
-	p->request_seconds = timeout;
+	run->request = REQUEST_PROBE;
+	run->request_seconds = timeout;
 	return lua_yield(L, 0);
 }
 
 /* ctx.sleep(seconds) — yields; a sleep that would cross the deadline ends the check. */
 static int ctx_sleep(lua_State *L)
 {
-	struct policy *p = policy_of(L);
+	struct policy_run *run = ((struct policy *)lua_touserdata(L, lua_upvalueindex(1)))->current;
 	double seconds = luaL_checknumber(L, 1);
 	luaL_argcheck(L, seconds >= 0 && seconds < 1e9, 1, "must be a non-negative number");
-	if (clock_deadline((int64_t)(seconds * 1e9)) > p->deadline_ns) {
-		p->request = REQUEST_LATE;
-		p->late_what = "ctx.sleep() would cross the check deadline";
+	if (clock_add(now_of(run->policy), (int64_t)(seconds * 1e9)) > run->deadline_ns) {
+		run->request = REQUEST_LATE;
+		run->late_what = "ctx.sleep() would cross the check deadline";
 		return lua_yield(L, 0);
 	}
-	p->request = REQUEST_SLEEP;
-	p->request_seconds = seconds;
+	run->request = REQUEST_SLEEP;
+	run->request_seconds = seconds;
 	return lua_yield(L, 0);
 }
 
 static int ctx_now(lua_State *L)
 {
-	lua_pushnumber(L, seconds_now());
+	lua_pushnumber(L, (double)now_of(lua_touserdata(L, lua_upvalueindex(1))) / 1e9);
 	return 1;
 }
 
 static int ctx_deadline(lua_State *L)
 {
-	struct policy *p = policy_of(L);
-	double left = (double)(p->deadline_ns - clock_now_ns()) / 1e9;
-	lua_pushnumber(L, left > 0 ? left : 0);
+	struct policy_run *run = ((struct policy *)lua_touserdata(L, lua_upvalueindex(1)))->current;
+	int64_t left = run->deadline_ns - now_of(run->policy);
+	lua_pushnumber(L, left > 0 ? (double)left / 1e9 : 0);
 	return 1;
 }
 
 /* ctx.log(level, message): level "error", "warning", "info" or a -v number. */
 static int ctx_log(lua_State *L)
 {
-	struct policy *p = policy_of(L);
+	struct policy *p = lua_touserdata(L, lua_upvalueindex(1));
 	enum log_severity sev = LOG_INFO;
 	int v = 0;
 	if (lua_type(L, 1) == LUA_TNUMBER) {
@@ -129,10 +147,9 @@ static int ctx_log(lua_State *L)
 		int line = 0;
 		if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar))
 			line = ar.currentline;
-		const char *base = strrchr(p->source_name, '/');
 		char msg[1024];
 		sandbox_error_text(L, 2, msg, sizeof(msg));
-		log_write(sev, v, base ? base + 1 : p->source_name, line, msg, (char *)NULL);
+		log_write(sev, v, p->log_name, line, msg, (char *)NULL);
 	}
 	return 0;
 }
@@ -156,7 +173,6 @@ static int setup_registry(lua_State *L)
 	p->funcs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	p->state_ref = ref_new_table(L);
 	p->history_ref = ref_new_table(L);
-	p->pending_ref = ref_new_table(L);
 	lua_createtable(L, 0, 2);
 	lua_pushliteral(L, "");
 	lua_setfield(L, -2, "name");
@@ -175,10 +191,12 @@ struct policy *policy_new(const char *source, size_t len, const char *chunkname,
 		return NULL;
 	}
 	p->limits = *limits;
-	p->check_ref = p->funcs_ref = p->state_ref = p->history_ref = LUA_NOREF;
-	p->pending_ref = p->driver_ref = p->thread_ref = LUA_NOREF;
+	p->now_ns = real_now;
+	p->check_ref = p->funcs_ref = p->state_ref = p->history_ref = p->driver_ref = LUA_NOREF;
 	snprintf(p->source_name, sizeof(p->source_name), "%s",
 	         chunkname[0] == '@' || chunkname[0] == '=' ? chunkname + 1 : chunkname);
+	const char *slash = strrchr(p->source_name, '/');
+	p->log_name = slash ? slash + 1 : p->source_name;
 	p->sb = sandbox_new(limits->memory, errbuf, errlen);
 	if (!p->sb)
 		goto err;
@@ -225,6 +243,11 @@ void policy_free(struct policy *p)
 {
 	if (!p)
 		return;
+	while (p->runs) {
+		struct policy_run *run = p->runs;
+		p->runs = run->next;
+		free(run); /* its Lua values go with the state */
+	}
 	sandbox_free(p->sb);
 	free(p);
 }
@@ -264,77 +287,64 @@ void policy_step_clear(struct policy_step *step)
 	memset(step, 0, sizeof(*step));
 }
 
-static void step_fail(struct policy_step *step, const char *reason, const char *detail)
+static void step_fail(struct policy_step *step, enum stop_reason reason, const char *detail,
+                      const char *traceback)
 {
 	policy_step_clear(step);
 	step->kind = POLICY_STEP_FAILED;
 	step->reason = reason;
-	snprintf(step->detail, sizeof(step->detail), "%s", detail);
+	snprintf(step->detail, sizeof(step->detail), "%s%s", detail, traceback ? traceback : "");
 }
 
-/*
- * A traceback of the dead coroutine, written without allocating in the
- * state (its memory may be exhausted).
+/* pcall'd: 1 = policy, 2 = run. Moves the run's results into history, keeping the last HISTORY_MAX.
  */
-static void append_traceback(lua_State *co, char *out, size_t len)
-{
-	lua_Debug ar;
-	size_t used = strlen(out);
-	for (int level = 0; level < 12 && used + 1 < len && lua_getstack(co, level, &ar); level++) {
-		if (!lua_getinfo(co, "Sl", &ar))
-			break;
-		if (ar.currentline <= 0)
-			continue; /* C functions add nothing a policy author can use */
-		int n = snprintf(out + used, len - used, "\n\t%s:%d: in %s", ar.short_src,
-		                 ar.currentline, ar.what[0] == 'm' ? "main chunk" : "function");
-		if (n < 0)
-			break;
-		used += (size_t)n < len - used ? (size_t)n : len - used - 1;
-	}
-}
-
-/* pcall'd: 1 = policy. Moves pending results into history, keeping the last HISTORY_MAX. */
 static int merge_history(lua_State *L)
 {
 	struct policy *p = lua_touserdata(L, 1);
+	struct policy_run *run = lua_touserdata(L, 2);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->history_ref);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, p->pending_ref);
-	lua_Integer h = (lua_Integer)lua_rawlen(L, 2), n = (lua_Integer)lua_rawlen(L, 3);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, run->pending_ref);
+	lua_Integer h = (lua_Integer)lua_rawlen(L, 3), n = (lua_Integer)lua_rawlen(L, 4);
 	for (lua_Integer i = 1; i <= n; i++) {
-		lua_rawgeti(L, 3, i);
-		lua_rawseti(L, 2, ++h);
+		lua_rawgeti(L, 4, i);
+		lua_rawseti(L, 3, ++h);
 	}
 	lua_Integer drop = h > HISTORY_MAX ? h - HISTORY_MAX : 0;
 	if (drop > 0) {
 		for (lua_Integer i = 1; i <= HISTORY_MAX; i++) {
-			lua_rawgeti(L, 2, i + drop);
-			lua_rawseti(L, 2, i);
+			lua_rawgeti(L, 3, i + drop);
+			lua_rawseti(L, 3, i);
 		}
 		for (lua_Integer i = HISTORY_MAX + 1; i <= h; i++) {
 			lua_pushnil(L);
-			lua_rawseti(L, 2, i);
+			lua_rawseti(L, 3, i);
 		}
 	}
-	lua_newtable(L);
-	lua_rawseti(L, LUA_REGISTRYINDEX, p->pending_ref);
 	return 0;
 }
 
-/* Ends the check in progress: limits off, coroutine dropped, history kept. */
-static void end_check(struct policy *p)
+/* Ends a run: limits off, coroutine dropped, its results into history, freed. */
+static void end_run(struct policy_run *run)
 {
-	if (!p->co)
-		return;
+	struct policy *p = run->policy;
 	lua_State *L = sandbox_state(p->sb);
-	sandbox_disarm(p->sb, p->co);
-	luaL_unref(L, LUA_REGISTRYINDEX, p->thread_ref);
-	p->thread_ref = LUA_NOREF;
-	p->co = NULL;
-	p->request = REQUEST_NONE;
+	for (struct policy_run **pp = &p->runs; *pp; pp = &(*pp)->next) {
+		if (*pp == run) {
+			*pp = run->next;
+			break;
+		}
+	}
+	if (p->current == run)
+		p->current = NULL;
+	sandbox_disarm(p->sb, run->co);
 	lua_pushcfunction(L, merge_history);
 	lua_pushlightuserdata(L, p);
-	if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+	lua_pushlightuserdata(L, run);
+	if (lua_pcall(L, 2, 0, 0) != LUA_OK)
 		lua_pop(L, 1);
+	luaL_unref(L, LUA_REGISTRYINDEX, run->thread_ref);
+	luaL_unref(L, LUA_REGISTRYINDEX, run->pending_ref);
+	free(run);
 	if (sandbox_hit_memory_cap(p->sb)) {
 		/* Give the memory back before the next check, to Lua and then to the system. */
 		lua_gc(L, LUA_GCCOLLECT, 0);
@@ -343,15 +353,16 @@ static void end_check(struct policy *p)
 }
 
 /* Checks the values check() returned (on co's stack top) and fills step. */
-static void read_verdict(struct policy *p, int nres, struct policy_step *step)
+static void read_verdict(struct policy_run *run, int nres, struct policy_step *step)
 {
-	lua_State *co = p->co;
-	char msg[512];
+	struct policy *p = run->policy;
+	lua_State *co = run->co;
+	char msg[4400];
 	int base = lua_gettop(co) - nres + 1;
 	if (nres < 1 || lua_type(co, base) != LUA_TBOOLEAN) {
 		snprintf(msg, sizeof(msg), "%s: check must return a boolean first, got %s",
 		         p->source_name, nres < 1 ? "nothing" : luaL_typename(co, base));
-		step_fail(step, "return", msg);
+		step_fail(step, STOP_RETURN, msg, NULL);
 		return;
 	}
 	bool healthy = lua_toboolean(co, base);
@@ -362,7 +373,7 @@ static void read_verdict(struct policy *p, int nres, struct policy_step *step)
 		if (lua_type(co, base + 1) != LUA_TSTRING) {
 			snprintf(msg, sizeof(msg), "%s: check's body must be a string, got %s",
 			         p->source_name, luaL_typename(co, base + 1));
-			step_fail(step, "return", msg);
+			step_fail(step, STOP_RETURN, msg, NULL);
 			return;
 		}
 		body = lua_tolstring(co, base + 1, &body_len);
@@ -370,7 +381,7 @@ static void read_verdict(struct policy *p, int nres, struct policy_step *step)
 			snprintf(msg, sizeof(msg),
 			         "%s: check's body is %zu bytes, more than the %u allowed",
 			         p->source_name, body_len, POLICY_BODY_MAX);
-			step_fail(step, "return", msg);
+			step_fail(step, STOP_RETURN, msg, NULL);
 			return;
 		}
 	}
@@ -385,7 +396,7 @@ static void read_verdict(struct policy *p, int nres, struct policy_step *step)
 			         "%s: check's status must be an integer in %s for a %s verdict",
 			         p->source_name, healthy ? "200-399" : "400-599",
 			         healthy ? "healthy" : "unhealthy");
-			step_fail(step, "return", msg);
+			step_fail(step, STOP_RETURN, msg, NULL);
 			return;
 		}
 		status = (int)s;
@@ -393,7 +404,7 @@ static void read_verdict(struct policy *p, int nres, struct policy_step *step)
 	policy_step_clear(step);
 	step->body = malloc(body_len + 1);
 	if (!step->body) {
-		step_fail(step, "memory", "out of memory copying the body");
+		step_fail(step, STOP_MEMORY, "out of memory copying the body", NULL);
 		return;
 	}
 	memcpy(step->body, body, body_len);
@@ -404,78 +415,55 @@ static void read_verdict(struct policy *p, int nres, struct policy_step *step)
 	step->status = status;
 }
 
-static const char *stop_reason(struct policy *p)
+/*
+ * Resumes the run's coroutine with nargs values on its stack and fills
+ * step. A final step ends the run.
+ */
+static void run_lua(struct policy_run *run, int nargs, struct policy_step *step)
 {
-	switch (sandbox_stopped(p->sb)) {
-	case SANDBOX_STOP_INSTRUCTIONS:
-		return "instructions";
-	case SANDBOX_STOP_TIME:
-		return "timeout";
-	default:
-		return sandbox_hit_memory_cap(p->sb) ? "memory" : NULL;
-	}
-}
+	struct policy *p = run->policy;
+	struct sandbox_run out;
+	run->request = REQUEST_NONE;
+	p->current = run;
+	/* The hook's deadline is on the real clock: it bounds computing, whatever clock the run
+	 * sees. */
+	int64_t left = run->deadline_ns > INT64_MIN / 2 ? run->deadline_ns - now_of(p) : 0;
+	sandbox_arm(p->sb, run->co, run->budget,
+	            clock_add(clock_now_ns(), clock_add(left, COMPUTE_GRACE_NS)));
+	sandbox_resume(p->sb, run->co, nargs, p->source_name, "policy", &out);
+	run->budget = sandbox_disarm(p->sb, run->co);
+	p->current = NULL;
 
-/* Resumes the check's coroutine with nargs values on its stack; fills step. */
-static void run(struct policy *p, int nargs, struct policy_step *step)
-{
-	lua_State *L = sandbox_state(p->sb);
-	int nres = 0;
-	p->request = REQUEST_NONE;
-	int status = lua_resume(p->co, L, nargs, &nres);
-	const char *limit = stop_reason(p);
-	char msg[1536];
-
-	if (status == LUA_YIELD && !limit && p->request == REQUEST_PROBE) {
-		lua_pop(p->co, nres);
+	if (out.status == SANDBOX_YIELDED &&
+	    (run->request == REQUEST_PROBE || run->request == REQUEST_SLEEP)) {
+		lua_pop(run->co, out.nres);
 		policy_step_clear(step);
-		step->kind = POLICY_STEP_PROBE;
-		step->seconds = p->request_seconds;
+		step->kind = run->request == REQUEST_PROBE ? POLICY_STEP_PROBE : POLICY_STEP_SLEEP;
+		step->seconds = run->request_seconds;
 		return;
 	}
-	if (status == LUA_YIELD && !limit && p->request == REQUEST_SLEEP) {
-		lua_pop(p->co, nres);
-		policy_step_clear(step);
-		step->kind = POLICY_STEP_SLEEP;
-		step->seconds = p->request_seconds;
-		return;
-	}
-	if (status == LUA_OK && !limit) {
-		read_verdict(p, nres, step);
-	} else if (status == LUA_YIELD) {
-		if (limit)
-			snprintf(msg, sizeof(msg), "%s: %s", p->source_name,
-			         strcmp(limit, "timeout") == 0 ? "policy ran out of time"
-			         : strcmp(limit, "memory") == 0
-			                 ? "the policy went over its memory cap"
-			                 : "policy exceeded its instruction limit");
-		else if (p->request == REQUEST_LATE)
-			snprintf(msg, sizeof(msg), "%s: %s", p->source_name, p->late_what);
-		else
-			snprintf(msg, sizeof(msg), "%s: policy yielded from the wrong place",
-			         p->source_name);
-		append_traceback(p->co, msg, sizeof(msg));
-		step_fail(step, limit ? limit : (p->request == REQUEST_LATE ? "timeout" : "error"),
-		          msg);
-	} else if (status == LUA_OK) {
-		/* The policy caught its limit error and returned: the check still fails. */
+	if (out.status == SANDBOX_RETURNED) {
+		read_verdict(run, out.nres, step);
+	} else if (out.status == SANDBOX_YIELDED) {
+		/* A yield the host did not ask for, or asked for too late. */
+		char msg[4400], traceback[768];
 		snprintf(msg, sizeof(msg), "%s: %s", p->source_name,
-		         strcmp(limit, "memory") == 0    ? "the policy went over its memory cap"
-		         : strcmp(limit, "timeout") == 0 ? "policy ran out of time"
-		                                         : "policy exceeded its instruction limit");
-		step_fail(step, limit, msg);
+		         run->request == REQUEST_LATE ? run->late_what
+		                                      : "policy yielded from the wrong place");
+		sandbox_traceback(run->co, traceback, sizeof(traceback));
+		step_fail(step, run->request == REQUEST_LATE ? STOP_TIMEOUT : STOP_ERROR, msg,
+		          traceback);
 	} else {
-		sandbox_error_text(p->co, -1, msg, sizeof(msg));
-		append_traceback(p->co, msg, sizeof(msg));
-		step_fail(step, limit ? limit : "error", msg);
+		step_fail(step, out.reason, out.message, out.traceback);
 	}
-	end_check(p);
+	end_run(run);
 }
 
-/* pcall'd: 1 = policy. Pushes a new thread holding check and ctx. */
+/* pcall'd: 1 = policy, 2 = run. Pushes a new thread holding check and ctx. */
 static int setup_check(lua_State *L)
 {
 	struct policy *p = lua_touserdata(L, 1);
+	struct policy_run *run = lua_touserdata(L, 2);
 	lua_State *co = lua_newthread(L);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->check_ref);
 	lua_createtable(L, 0, 8);
@@ -493,32 +481,46 @@ static int setup_check(lua_State *L)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->history_ref);
 	lua_setfield(L, -2, "history");
 	lua_xmove(L, co, 2); /* co: check, ctx */
+	lua_newtable(L);
+	run->pending_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 1;
 }
 
-void policy_begin(struct policy *p, int64_t deadline_ns, struct policy_step *step)
+struct policy_run *policy_begin(struct policy *p, int64_t deadline_ns, struct policy_step *step)
 {
 	lua_State *L = sandbox_state(p->sb);
-	policy_abandon(p);
-	p->deadline_ns = deadline_ns;
-	p->begin_ns = clock_now_ns();
+	struct policy_run *run = calloc(1, sizeof(*run));
+	if (!run) {
+		step_fail(step, STOP_MEMORY, "out of memory starting the check", NULL);
+		return NULL;
+	}
+	run->policy = p;
+	run->thread_ref = run->pending_ref = LUA_NOREF;
+	run->deadline_ns = deadline_ns;
+	run->begin_ns = now_of(p);
+	run->budget = p->limits.instructions;
 	lua_pushcfunction(L, setup_check);
 	lua_pushlightuserdata(L, p);
-	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+	lua_pushlightuserdata(L, run);
+	if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
 		lua_pop(L, 1);
-		step_fail(step, "memory", "out of memory starting the check");
-		return;
+		luaL_unref(L, LUA_REGISTRYINDEX, run->pending_ref);
+		free(run);
+		step_fail(step, STOP_MEMORY, "out of memory starting the check", NULL);
+		return NULL;
 	}
-	p->co = lua_tothread(L, -1);
-	p->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	sandbox_arm(p->sb, p->co, p->limits.instructions, clock_add(deadline_ns, COMPUTE_GRACE_NS));
-	run(p, 1, step);
+	run->co = lua_tothread(L, -1);
+	run->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	run->next = p->runs;
+	p->runs = run;
+	run_lua(run, 1, step);
+	return step->kind == POLICY_STEP_PROBE || step->kind == POLICY_STEP_SLEEP ? run : NULL;
 }
 
-/* pcall'd: 1 = policy, 2 = result (light userdata). Pushes the result table. */
+/* pcall'd: 1 = run, 2 = result (light userdata). Pushes the result table. */
 static int push_result(lua_State *L)
 {
-	struct policy *p = lua_touserdata(L, 1);
+	struct policy_run *run = lua_touserdata(L, 1);
 	const struct csi_probe_result *r = lua_touserdata(L, 2);
 	lua_createtable(L, 0, 8);
 	lua_pushboolean(L, r->code == 0);
@@ -539,47 +541,95 @@ static int push_result(lua_State *L)
 	lua_setfield(L, -2, "connected");
 	lua_pushnumber(L, r->seconds);
 	lua_setfield(L, -2, "seconds");
-	lua_pushnumber(L, seconds_now());
+	lua_pushnumber(L, (double)now_of(run->policy) / 1e9);
 	lua_setfield(L, -2, "at");
 	/* The same table goes to history at the end of the check. */
-	lua_rawgeti(L, LUA_REGISTRYINDEX, p->pending_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, run->pending_ref);
 	lua_pushvalue(L, -2);
 	lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
 	lua_pop(L, 1);
 	return 1;
 }
 
-void policy_resume_probe(struct policy *p, const struct csi_probe_result *r,
-                         struct policy_step *step)
+/* pushed by push_call_result: the outcome of a read-only call. */
+struct call_outcome {
+	int code;
+	const char *message;
+	double seconds;
+};
+
+/* pcall'd: 1 = call_outcome, 2 = run (light userdata). Pushes {ok, code, message, seconds, at}. */
+static int push_call_result(lua_State *L)
 {
-	lua_State *L = sandbox_state(p->sb);
-	if (!p->co) {
-		step_fail(step, "error", "no check in progress");
-		return;
-	}
-	lua_pushcfunction(L, push_result);
-	lua_pushlightuserdata(L, p);
-	lua_pushlightuserdata(L, (void *)r);
+	const struct call_outcome *c = lua_touserdata(L, 1);
+	const struct policy_run *run = lua_touserdata(L, 2);
+	lua_createtable(L, 0, 5);
+	lua_pushboolean(L, c->code == 0);
+	lua_setfield(L, -2, "ok");
+	lua_pushstring(L, grpc_status_canonical_name(c->code));
+	lua_setfield(L, -2, "code");
+	lua_pushstring(L, c->message);
+	lua_setfield(L, -2, "message");
+	lua_pushnumber(L, c->seconds);
+	lua_setfield(L, -2, "seconds");
+	lua_pushnumber(L, (double)now_of(run->policy) / 1e9);
+	lua_setfield(L, -2, "at");
+	return 1;
+}
+
+/* Resumes run with the one value a pcall'd builder pushes; nargs are the builder's arguments. */
+static void resume_with(struct policy_run *run, lua_CFunction build, void *a, void *b,
+                        struct policy_step *step)
+{
+	lua_State *L = sandbox_state(run->policy->sb);
+	lua_pushcfunction(L, build);
+	lua_pushlightuserdata(L, a);
+	lua_pushlightuserdata(L, b);
 	if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
 		lua_pop(L, 1);
-		step_fail(step, "memory", "out of memory passing the probe result to the policy");
-		end_check(p);
+		step_fail(step, STOP_MEMORY, "out of memory passing a result to the policy", NULL);
+		end_run(run);
 		return;
 	}
-	lua_xmove(L, p->co, 1);
-	run(p, 1, step);
+	lua_xmove(L, run->co, 1);
+	run_lua(run, 1, step);
 }
 
-void policy_resume_sleep(struct policy *p, struct policy_step *step)
+/* A resume without a run (its check ended or never began) is refused, not a crash. */
+static bool no_run(const struct policy_run *run, struct policy_step *step)
 {
-	if (!p->co) {
-		step_fail(step, "error", "no check in progress");
+	if (!run)
+		step_fail(step, STOP_ERROR, "no check in progress", NULL);
+	return !run;
+}
+
+void policy_resume_probe(struct policy_run *run, const struct csi_probe_result *r,
+                         struct policy_step *step)
+{
+	if (no_run(run, step))
 		return;
-	}
-	run(p, 0, step);
+	resume_with(run, push_result, run, (void *)r, step);
 }
 
-void policy_abandon(struct policy *p)
+void policy_resume_call(struct policy_run *run, int code, const char *message, double seconds,
+                        struct policy_step *step)
 {
-	end_check(p);
+	if (no_run(run, step))
+		return;
+	struct call_outcome c = {
+	        .code = code, .message = message ? message : "", .seconds = seconds};
+	resume_with(run, push_call_result, &c, run, step);
+}
+
+void policy_resume_sleep(struct policy_run *run, struct policy_step *step)
+{
+	if (no_run(run, step))
+		return;
+	run_lua(run, 0, step);
+}
+
+void policy_abandon(struct policy_run *run)
+{
+	if (run)
+		end_run(run);
 }

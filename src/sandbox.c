@@ -1,27 +1,13 @@
 /*
- * The policy sandbox. What a script can reach, and why (LUA-NOTES.md has the
- * measurements behind each line):
+ * The sandbox's C half: the Lua state, its memory cap, the count hook that
+ * enforces the instruction budget and the deadline, and the one place that
+ * decides why a run stopped. What a script can reach is lua/sandbox.lua,
+ * embedded at build time and run here on every new state: the allow-list
+ * has one definition, which the policy specs load too.
  *
- *   base      yes, but without dofile/loadfile (file system), print (stdout
- *             belongs to nobody), rawset/rawget/rawequal (they bypass the
- *             read-only proxies); collectgarbage limited to "count" (a
- *             stopped collector runs later checks into the memory cap); load
- *             limited to text chunks in the sandbox _ENV (bytecode can crash
- *             the VM; another _ENV would reach the real globals); setmetatable
- *             refusing __gc (finalizers run where no hook can stop them);
- *             xpcall wrapped so a looping message handler runs under the hook;
- *             pcall (and xpcall) re-raise once a limit has tripped, so a
- *             script cannot swallow its own kill where the hook cannot
- *             yield (inside table.sort comparators, gsub callbacks).
- *   string    yes, without dump (no bytecode in or out).
- *   table, math, utf8   yes.
- *   io, os, package, debug, coroutine   no: files, processes, modules,
- *             breaking the sandbox, and yields the host does not expect.
- *
- * Globals and library tables are read-only proxies: reads go to the real
- * table, writes raise, and the metatables are locked. The string metatable
- * is locked too. So one policy (or one check) cannot change what the next
- * one sees.
+ * Only the libraries that list may expose are opened at all (base, string,
+ * table, math, utf8): io, os, package, debug and coroutine never exist in
+ * the state.
  */
 #include "sandbox.h"
 
@@ -48,8 +34,32 @@ struct sandbox {
 
 	int64_t budget; /* instructions left in this run */
 	int64_t deadline_ns;
-	enum sandbox_stop stop;
+	enum stop_reason stop; /* STOP_NONE, STOP_INSTRUCTIONS or STOP_TIMEOUT */
 };
+
+/* The one table of stop reasons: metric labels and the words for them. */
+static const struct {
+	const char *label;
+	const char *phrase;
+} reasons[STOP_REASON_COUNT] = {
+        [STOP_NONE] = {"", NULL},
+        [STOP_ERROR] = {"error", NULL},
+        [STOP_INSTRUCTIONS] = {"instructions", "exceeded the instruction limit"},
+        [STOP_MEMORY] = {"memory", "went over the memory cap"},
+        [STOP_TIMEOUT] = {"timeout", "ran out of time"},
+        [STOP_RETURN] = {"return", NULL},
+        [STOP_CRASH] = {"crash", NULL},
+};
+
+const char *stop_reason_label(enum stop_reason r)
+{
+	return r >= 0 && r < STOP_REASON_COUNT ? reasons[r].label : "error";
+}
+
+const char *stop_reason_phrase(enum stop_reason r)
+{
+	return r >= 0 && r < STOP_REASON_COUNT ? reasons[r].phrase : NULL;
+}
 
 /* The memory cap. Shrinks and frees always succeed, as Lua requires. */
 static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -86,16 +96,14 @@ static void sandbox_hook(lua_State *L, lua_Debug *ar)
 {
 	struct sandbox *sb = sandbox_of(L);
 	sb->budget -= HOOK_EVERY;
-	if (sb->stop == SANDBOX_STOP_NONE) {
+	if (sb->stop == STOP_NONE) {
 		if (sb->budget < 0)
-			sb->stop = SANDBOX_STOP_INSTRUCTIONS;
+			sb->stop = STOP_INSTRUCTIONS;
 		else if (clock_now_ns() > sb->deadline_ns)
-			sb->stop = SANDBOX_STOP_TIME;
+			sb->stop = STOP_TIMEOUT;
 		else
 			return;
-		luaL_error(L, sb->stop == SANDBOX_STOP_TIME
-		                      ? "policy ran out of time"
-		                      : "policy exceeded its instruction limit");
+		luaL_error(L, "%s", reasons[sb->stop].phrase);
 	}
 	lua_yield(L, 0);
 }
@@ -104,22 +112,18 @@ void sandbox_arm(struct sandbox *sb, lua_State *co, int64_t instruction_limit, i
 {
 	sb->budget = instruction_limit;
 	sb->deadline_ns = deadline_ns;
-	sb->stop = SANDBOX_STOP_NONE;
+	sb->stop = STOP_NONE;
 	sb->hit_cap = false;
 	lua_sethook(co, sandbox_hook, LUA_MASKCOUNT, HOOK_EVERY);
 }
 
-void sandbox_set_deadline(struct sandbox *sb, int64_t deadline_ns)
-{
-	sb->deadline_ns = deadline_ns;
-}
-
-void sandbox_disarm(struct sandbox *sb, lua_State *co)
+int64_t sandbox_disarm(struct sandbox *sb, lua_State *co)
 {
 	lua_sethook(co, NULL, 0, 0);
+	return sb->budget;
 }
 
-enum sandbox_stop sandbox_stopped(const struct sandbox *sb)
+enum stop_reason sandbox_stopped(const struct sandbox *sb)
 {
 	return sb->stop;
 }
@@ -153,81 +157,10 @@ const char *sandbox_error_text(lua_State *L, int idx, char *buf, size_t len)
 	return buf;
 }
 
-static int refuse_write(lua_State *L)
-{
-	if (lua_type(L, 2) == LUA_TSTRING)
-		return luaL_error(L, "attempt to write '%s' in a read-only table",
-		                  lua_tostring(L, 2));
-	return luaL_error(L, "attempt to write to a read-only table");
-}
+/* lua/sandbox.lua, embedded at build time. */
+extern const char lp_sandbox_source[];
+extern const size_t lp_sandbox_source_len;
 
-/* Replaces the table at the top of the stack by a read-only proxy of it. */
-static void make_proxy(lua_State *L)
-{
-	lua_newtable(L);          /* real proxy */
-	lua_createtable(L, 0, 3); /* real proxy mt */
-	lua_pushvalue(L, -3);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, refuse_write);
-	lua_setfield(L, -2, "__newindex");
-	lua_pushliteral(L, "locked");
-	lua_setfield(L, -2, "__metatable");
-	lua_setmetatable(L, -2); /* real proxy */
-	lua_remove(L, -2);       /* proxy */
-}
-
-/*
- * Wrappers written in Lua so that they stay yieldable (ctx.probe() may be
- * called under them) and run under the count hook. They close over the real
- * functions, which scripts never see.
- */
-static const char prelude[] =
-        "local real_load, real_setmetatable, real_rawget, real_pcall, real_cg, env, stopped = ...\n"
-        "local type, error = type, error\n"
-        "local w = {}\n"
-        "local function rethrow(ok, ...)\n"
-        "  if not ok and stopped() then error((...), 0) end\n"
-        "  return ok, ...\n"
-        "end\n"
-        "function w.pcall(f, ...)\n"
-        "  return rethrow(real_pcall(f, ...))\n"
-        "end\n"
-        "function w.load(chunk, name)\n"
-        "  if type(chunk) ~= 'string' then\n"
-        "    return nil, 'load: only text chunks are allowed in a policy'\n"
-        "  end\n"
-        "  return real_load(chunk, name, 't', env)\n"
-        "end\n"
-        "function w.setmetatable(t, mt)\n"
-        "  if type(mt) == 'table' and real_rawget(mt, '__gc') ~= nil then\n"
-        "    error('setmetatable: __gc metamethods are not allowed in a policy', 2)\n"
-        "  end\n"
-        "  return real_setmetatable(t, mt)\n"
-        "end\n"
-        "function w.collectgarbage(opt)\n"
-        "  if opt ~= 'count' then\n"
-        "    error('collectgarbage: only \"count\" is allowed in a policy', 2)\n"
-        "  end\n"
-        "  return real_cg('count')\n"
-        "end\n"
-        "local function handled(ok, ...)\n"
-        "  if ok then return false, ... end\n"
-        "  return false, (...)\n"
-        "end\n"
-        "function w.xpcall(f, handler, ...)\n"
-        "  local function finish(ok, ...)\n"
-        "    if ok then return true, ... end\n"
-        "    return handled(w.pcall(handler, (...)))\n"
-        "  end\n"
-        "  return finish(w.pcall(f, ...))\n"
-        "end\n"
-        "return w\n";
-
-static const char *const removed_base[] = {"dofile", "loadfile",     "print",          "rawset",
-                                           "rawget", "rawequal",     "collectgarbage", "load",
-                                           "pcall",  "setmetatable", "xpcall",         NULL};
-static const char *const wrapped_base[] = {"load",           "pcall",  "setmetatable",
-                                           "collectgarbage", "xpcall", NULL};
 static const struct {
 	const char *name;
 	lua_CFunction open;
@@ -237,76 +170,32 @@ static const struct {
         {LUA_UTF8LIBNAME, luaopen_utf8},
 };
 
-/* True once a limit tripped in the current run: the prelude's pcall re-raises. */
+/* True once a limit tripped in the current run: the sandbox's pcall re-raises. */
 static int limit_tripped(lua_State *L)
 {
-	lua_pushboolean(L, sandbox_of(L)->stop != SANDBOX_STOP_NONE);
+	lua_pushboolean(L, sandbox_of(L)->stop != STOP_NONE);
 	return 1;
 }
 
-/* Runs in lua_pcall: builds the environment. Stack: -. Leaves nothing. */
+/*
+ * Runs in lua_pcall: opens the libraries, then runs lua/sandbox.lua with
+ * the real globals and limit_tripped; its result, the environment scripts
+ * run in, goes to the registry as "lp.env".
+ */
 static int build_environment(lua_State *L)
 {
 	for (size_t i = 0; i < sizeof(libraries) / sizeof(libraries[0]); i++) {
 		luaL_requiref(L, libraries[i].name, libraries[i].open, 1);
 		lua_pop(L, 1);
 	}
-	lua_pushglobaltable(L);
-	int g = lua_gettop(L);
-
-	/* The string library loses dump; its metatable gets locked. */
-	lua_getfield(L, g, LUA_STRLIBNAME);
-	lua_pushnil(L);
-	lua_setfield(L, -2, "dump");
-	lua_pop(L, 1);
-	lua_pushliteral(L, "");
-	lua_getmetatable(L, -1);
-	lua_pushliteral(L, "locked");
-	lua_setfield(L, -2, "__metatable");
-	lua_pop(L, 2);
-
-	/* The table scripts read globals from (behind the _ENV proxy). */
-	lua_newtable(L);
-	int visible = lua_gettop(L);
-	lua_pushnil(L);
-	while (lua_next(L, g)) {
-		lua_pushvalue(L, -2);
-		lua_insert(L, -2);
-		lua_settable(L, visible);
-	}
-	for (int i = 0; removed_base[i]; i++) {
-		lua_pushnil(L);
-		lua_setfield(L, visible, removed_base[i]);
-	}
-	for (size_t i = 1; i < sizeof(libraries) / sizeof(libraries[0]); i++) {
-		lua_getfield(L, g, libraries[i].name);
-		make_proxy(L);
-		lua_setfield(L, visible, libraries[i].name);
-	}
-	lua_pushvalue(L, visible);
-	make_proxy(L);
-	int env = lua_gettop(L);
-	lua_pushvalue(L, env);
-	lua_setfield(L, visible, "_G");
-
-	/* Wrappers, made by the prelude from the real functions. */
-	if (luaL_loadbufferx(L, prelude, sizeof(prelude) - 1, "=sandbox", "t") != LUA_OK)
+	if (luaL_loadbufferx(L, lp_sandbox_source, lp_sandbox_source_len, "@lua/sandbox.lua",
+	                     "t") != LUA_OK)
 		return lua_error(L);
-	lua_getfield(L, g, "load");
-	lua_getfield(L, g, "setmetatable");
-	lua_getfield(L, g, "rawget");
-	lua_getfield(L, g, "pcall");
-	lua_getfield(L, g, "collectgarbage");
-	lua_pushvalue(L, env);
+	lua_pushglobaltable(L);
 	lua_pushcfunction(L, limit_tripped);
-	lua_call(L, 7, 1);
-	for (int i = 0; wrapped_base[i]; i++) {
-		lua_getfield(L, -1, wrapped_base[i]);
-		lua_setfield(L, visible, wrapped_base[i]);
-	}
-	lua_pop(L, 1);
-
-	lua_pushvalue(L, env);
+	lua_call(L, 2, 1);
+	if (!lua_istable(L, -1))
+		return luaL_error(L, "lua/sandbox.lua did not return an environment");
 	lua_setfield(L, LUA_REGISTRYINDEX, "lp.env");
 	return 0;
 }
@@ -349,6 +238,71 @@ void sandbox_free(struct sandbox *sb)
 	free(sb);
 }
 
+/*
+ * A traceback of the stopped coroutine, written without allocating in the
+ * state (its memory may be exhausted). C functions are skipped: they add
+ * nothing a script's author can use.
+ */
+void sandbox_traceback(lua_State *co, char *out, size_t len)
+{
+	lua_Debug ar;
+	size_t used = 0;
+	out[0] = '\0';
+	for (int level = 0; level < 12 && used + 1 < len && lua_getstack(co, level, &ar); level++) {
+		if (!lua_getinfo(co, "Sl", &ar))
+			break;
+		if (ar.currentline <= 0)
+			continue;
+		int n = snprintf(out + used, len - used, "\n\t%s:%d: in %s", ar.short_src,
+		                 ar.currentline, ar.what[0] == 'm' ? "main chunk" : "function");
+		if (n < 0)
+			break;
+		used += (size_t)n < len - used ? (size_t)n : len - used - 1;
+	}
+}
+
+static void stopped(struct sandbox_run *run, enum stop_reason reason, const char *source,
+                    const char *who, const char *detail)
+{
+	run->status = SANDBOX_STOPPED;
+	run->reason = reason;
+	if (detail) /* the script's own words, with its file:line where it raised */
+		snprintf(run->message, sizeof(run->message), "%s", detail);
+	else
+		snprintf(run->message, sizeof(run->message), "%s: %s%s%s", source, who ? who : "",
+		         who ? " " : "", reasons[reason].phrase);
+}
+
+void sandbox_resume(struct sandbox *sb, lua_State *co, int nargs, const char *source,
+                    const char *who, struct sandbox_run *run)
+{
+	char text[1024];
+	memset(run, 0, sizeof(*run));
+	int status = lua_resume(co, sb->L, nargs, &run->nres);
+	/*
+	 * A limit decides, whatever the script made of it: caught and returned,
+	 * or yielded (by the hook). An error raised while the cap refused memory
+	 * is the cap's doing.
+	 */
+	enum stop_reason limit = sb->stop != STOP_NONE ? sb->stop
+	                         : sb->hit_cap         ? STOP_MEMORY
+	                                               : STOP_NONE;
+	if (status == LUA_OK && limit == STOP_NONE) {
+		run->status = SANDBOX_RETURNED;
+		return;
+	}
+	if (status == LUA_YIELD && limit == STOP_NONE) {
+		run->status = SANDBOX_YIELDED;
+		return;
+	}
+	if (status != LUA_OK && status != LUA_YIELD && (limit == STOP_NONE || limit == STOP_MEMORY))
+		stopped(run, limit == STOP_MEMORY ? STOP_MEMORY : STOP_ERROR, source, who,
+		        sandbox_error_text(co, -1, text, sizeof(text)));
+	else
+		stopped(run, limit, source, who, NULL);
+	sandbox_traceback(co, run->traceback, sizeof(run->traceback));
+}
+
 static int new_thread(lua_State *L)
 {
 	lua_newthread(L);
@@ -360,7 +314,9 @@ int sandbox_load(struct sandbox *sb, const char *source, size_t len, const char 
 {
 	lua_State *L = sb->L;
 	int top = lua_gettop(L);
+	const char *file = chunkname[0] == '@' || chunkname[0] == '=' ? chunkname + 1 : chunkname;
 	char msg[512];
+	struct sandbox_run run;
 
 	if (luaL_loadbufferx(L, source, len, chunkname, "t") != LUA_OK) {
 		snprintf(errbuf, errlen, "%s", sandbox_error_text(L, -1, msg, sizeof(msg)));
@@ -372,41 +328,30 @@ int sandbox_load(struct sandbox *sb, const char *source, size_t len, const char 
 	/* The top level runs as a coroutine so the hook can stop it for good. */
 	lua_pushcfunction(L, new_thread);
 	if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-		snprintf(errbuf, errlen, "%s: cannot run: out of memory", chunkname + 1);
+		snprintf(errbuf, errlen, "%s: cannot run: out of memory", file);
 		goto fail;
 	}
 	lua_State *co = lua_tothread(L, -1); /* stack: chunk, thread */
 	lua_pushvalue(L, -2);
 	lua_xmove(L, co, 1);
 	sandbox_arm(sb, co, instruction_limit, clock_deadline(LOAD_TIME_LIMIT_NS));
-	int nres = 0;
-	int status = lua_resume(co, L, 0, &nres);
+	sandbox_resume(sb, co, 0, file, "loading", &run);
 	sandbox_disarm(sb, co);
-	if (status == LUA_OK && nres >= 1) {
-		lua_pop(co, nres - 1); /* the chunk's first value is the policy */
-		lua_xmove(co, L, 1);   /* stack: chunk, thread, result */
+	if (run.status == SANDBOX_RETURNED && run.nres >= 1) {
+		lua_pop(co, run.nres - 1); /* the chunk's first value is the script's */
+		lua_xmove(co, L, 1);       /* stack: chunk, thread, result */
 		lua_replace(L, top + 1);
 		lua_settop(L, top + 1);
 		return 0;
 	}
-	const char *file = chunkname + 1;
-	if (status == LUA_YIELD)
-		snprintf(msg, sizeof(msg), "%s",
-		         sandbox_stopped(sb) != SANDBOX_STOP_NONE ? "loading broke a limit"
-		                                                  : "cannot yield while loading");
-	else if (status == LUA_OK)
-		snprintf(msg, sizeof(msg), "the chunk returned nothing");
+	if (run.status == SANDBOX_RETURNED)
+		snprintf(errbuf, errlen, "%s: the chunk returned nothing", file);
+	else if (run.status == SANDBOX_YIELDED)
+		snprintf(errbuf, errlen, "%s: cannot yield while loading", file);
+	else if (strncmp(run.message, file, strlen(file)) == 0)
+		snprintf(errbuf, errlen, "%s", run.message); /* already "file:line: ..." */
 	else
-		sandbox_error_text(co, -1, msg, sizeof(msg));
-	if (sandbox_stopped(sb) == SANDBOX_STOP_TIME)
-		snprintf(msg, sizeof(msg), "loading ran out of time");
-	else if (sandbox_stopped(sb) == SANDBOX_STOP_INSTRUCTIONS)
-		snprintf(msg, sizeof(msg), "loading exceeded the instruction limit");
-	/* Messages from the chunk itself already start with "file:line:". */
-	if (strncmp(msg, file, strlen(file)) == 0)
-		snprintf(errbuf, errlen, "%s", msg);
-	else
-		snprintf(errbuf, errlen, "%s: %s", file, msg);
+		snprintf(errbuf, errlen, "%s: %s", file, run.message);
 fail:
 	lua_settop(L, top);
 	return -1;

@@ -358,27 +358,14 @@ static int apply_answer(const struct answer_fields *a, struct mock_reply *r)
 	return 0;
 }
 
-/* What stopped a resume that did not return: a limit, a yield, or an error value. */
-static void describe_failure(struct mock_script *s, lua_State *co, int status, char *msg,
-                             size_t len)
-{
-	if (sandbox_stopped(s->sb) == SANDBOX_STOP_TIME)
-		snprintf(msg, len, "ran longer than %lld ms", HOOK_TIME_LIMIT_NS / 1000000);
-	else if (sandbox_stopped(s->sb) == SANDBOX_STOP_INSTRUCTIONS)
-		snprintf(msg, len, "exceeded %lld instructions", HOOK_INSTRUCTION_LIMIT);
-	else if (status == LUA_YIELD)
-		snprintf(msg, len, "yielded; hooks cannot yield");
-	else
-		sandbox_error_text(co, -1, msg, len);
-}
-
 int mock_script_answer(struct mock_script *s, enum mock_hook h, unsigned long n, double elapsed_s,
                        struct mock_reply *r, char *err, size_t errlen)
 {
 	lua_State *L = sandbox_state(s->sb), *co;
 	struct answer_fields a = {.hook = h};
-	char msg[512];
-	int status, nres = 0, rc = -1;
+	char msg[1536];
+	struct sandbox_run run;
+	int nres, rc = -1;
 
 	if (s->hook_ref[h] == LUA_NOREF)
 		return 0;
@@ -394,12 +381,15 @@ int mock_script_answer(struct mock_script *s, enum mock_hook h, unsigned long n,
 	}
 	co = lua_tothread(L, 1);
 	sandbox_arm(s->sb, co, HOOK_INSTRUCTION_LIMIT, clock_deadline(HOOK_TIME_LIMIT_NS));
-	status = lua_resume(co, L, 1, &nres);
+	sandbox_resume(s->sb, co, 1, s->name, NULL, &run);
 	sandbox_disarm(s->sb, co);
-	if (status != LUA_OK) {
-		describe_failure(s, co, status, msg, sizeof(msg));
+	if (run.status != SANDBOX_RETURNED) {
+		snprintf(msg, sizeof(msg), "%s",
+		         run.status == SANDBOX_YIELDED ? "yielded; hooks cannot yield"
+		                                       : run.message);
 		goto out;
 	}
+	nres = run.nres;
 	if (nres == 0 || lua_isnil(co, -nres)) {
 		rc = 0;
 		goto out;

@@ -770,6 +770,23 @@ def child_pids(pid):
     return sorted(out)
 
 
+def zombie_children(pid):
+    """Pids of the children of pid that have exited and are not reaped yet."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] == "Z":
+            out.append(int(name))
+    return out
+
+
 def cpu_ticks(pid, reaped=False):
     """utime + stime of pid in clock ticks, or None if it is gone.
 

@@ -11,6 +11,7 @@ no bigger than before.
 
 import glob
 import os
+import re
 import shutil
 import signal
 import socket
@@ -294,12 +295,19 @@ class CheckPolicyTest(PolicyCase):
         rc, out, err = self.run_daemon("--policy=" + bad, "--check-policy=" + good)
         self.assertEqual(rc, 0, err)
 
-    def test_hostile_fixtures_load(self):
-        # Every hostile fixture is hostile at check time, not at load time.
+    def test_hostile_fixtures_fail_their_check(self):
+        # Every hostile fixture loads (it is hostile at check time, not at
+        # load time), and --check-policy runs check(ctx) too: each is
+        # caught, the case and file:line named, exit 1.
         for name in sorted(HOSTILE):
             with self.subTest(policy=name):
-                rc, out, err = self.run_daemon("--check-policy=" + self.hostile_fixture(name))
-                self.assertEqual(rc, 0, err)
+                path = self.hostile_fixture(name)
+                rc, out, err = self.run_daemon("--check-policy=" + path,
+                                               timeout=h.scaled(12))
+                self.assertEqual(rc, 1, err)
+                self.assertIn(path + ": policy loads", err)
+                self.assertRegex(err, re.escape(path) + r"(:\d+)?: check\(ctx\) (fails on|on) "
+                                 r"the '[^']+' probe result")
 
 
 # ---------------------------------------------------------------------------
@@ -706,6 +714,11 @@ class HostileTest(PolicyCase):
             return [runs[i]["d"].request() for _ in range(1 + MORE_CHECKS)]
 
         results = h.run_parallel(exercise, len(runs), timeout=60)
+        # A killed worker is reaped a moment after its kill (the loop does
+        # not wait for it); its whole life's CPU then shows up in the
+        # daemon's children's time, so idleness is measured once it is gone.
+        for run in runs:
+            wait_reaped(run["d"].pid, 2.0)
         cpu = h.cpu_share([run["d"].pid for run in runs], 1.0)
         bound = CHECK_TIMEOUT + h.scaled(LATE_MARGIN)
         for run, responses in zip(runs, results):
@@ -769,6 +782,13 @@ class HostileTest(PolicyCase):
         self.assertLess(cpu, IDLE_CPU, "daemons + workers not idle after %s" % name)
         # The daemons ran in self.tmp: nothing a policy tried to create is there.
         self.assertEqual(glob.glob(os.path.join(self.tmp, "pwned*")), [])
+
+
+def wait_reaped(pid, within):
+    """Waits (on the condition) until process pid has no child left unreaped."""
+    deadline = time.monotonic() + h.scaled(within)
+    while h.zombie_children(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _hostile_test(name):

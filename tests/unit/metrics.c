@@ -311,9 +311,9 @@ static void test_render_own_families(void)
 	metrics_count_check(m, true);
 	metrics_count_check(m, false);
 	metrics_count_coalesced(m);
-	metrics_count_fallback(m, "error");
-	metrics_count_fallback(m, "memory");
-	metrics_count_fallback(m, "error");
+	metrics_count_fallback(m, STOP_ERROR);
+	metrics_count_fallback(m, STOP_MEMORY);
+	metrics_count_fallback(m, STOP_ERROR);
 	char *text = render(m);
 
 	static const char *const samples[] = {
@@ -367,7 +367,7 @@ static void test_render_own_families(void)
 static void test_render_policy_families(void)
 {
 	struct metrics *m = metrics_new();
-	metrics_count_fallback(m, "timeout");
+	metrics_count_fallback(m, STOP_TIMEOUT);
 	metrics_set_policy_memory(m, 4096);
 	metrics_set_policy_memory(m, 123456);
 	metrics_count_reload(m, true);

@@ -15,6 +15,7 @@
 #define MIB (1024 * 1024)
 
 static struct policy_step st;
+static struct policy_run *run; /* the run in flight */
 
 static const char *kind_name(enum policy_step_kind k)
 {
@@ -25,7 +26,7 @@ static const char *kind_name(enum policy_step_kind k)
 static void show_step(const char *want)
 {
 	fprintf(stderr, "  step is %s (want %s): reason=%s body=%s detail=%s\n", kind_name(st.kind),
-	        want, st.reason ? st.reason : "-", st.body ? st.body : "-", st.detail);
+	        want, stop_reason_label(st.reason), st.body ? st.body : "-", st.detail);
 }
 
 static void expect_probe(double seconds)
@@ -60,7 +61,7 @@ static void expect_failed(const char *reason, const char *in_detail)
 	if (st.kind != POLICY_STEP_FAILED)
 		show_step("FAILED");
 	CHECK_INT(st.kind, POLICY_STEP_FAILED);
-	CHECK_STR(st.reason, reason);
+	CHECK_STR(stop_reason_label(st.reason), reason);
 	if (in_detail && !strstr(st.detail, in_detail))
 		fprintf(stderr, "  detail \"%s\" lacks \"%s\"\n", st.detail, in_detail);
 	CHECK(in_detail == NULL || strstr(st.detail, in_detail) != NULL);
@@ -80,10 +81,10 @@ static struct policy *inline_policy(const char *body, size_t memory, int64_t ins
 static void check_builtin(struct policy *p, struct csi_probe_result r, bool healthy, int status,
                           const char *body)
 {
-	policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
 	expect_probe(0); /* ctx.probe() with no timeout: the default */
 	CHECK(st.seconds <= 0);
-	policy_resume_probe(p, &r, &st);
+	policy_resume_probe(run, &r, &st);
 	expect_done(healthy, status, body);
 }
 
@@ -110,11 +111,11 @@ static void test_builtin(void)
 	              false, 500, "context deadline exceeded");
 
 	/* --probe-timeout <= 0: a check with no time left still probes (and fails at once). */
-	policy_begin(p, clock_now_ns() - 1, &st);
+	run = policy_begin(p, clock_now_ns() - 1, &st);
 	expect_probe(0);
 	struct csi_probe_result late = fixture_result(false, 14, -1, "context deadline exceeded",
 	                                              "context deadline exceeded");
-	policy_resume_probe(p, &late, &st);
+	policy_resume_probe(run, &late, &st);
 	expect_done(false, 500, "context deadline exceeded");
 	policy_free(p);
 }
@@ -132,33 +133,37 @@ static void test_probe_and_sleep_steps(void)
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, fixture_deadline_ms(5000), &st);
 	expect_probe(0.5);
 	struct csi_probe_result ok = fixture_result(true, 0, -1, "", "");
-	policy_resume_probe(p, &ok, &st);
+	policy_resume_probe(run, &ok, &st);
 	expect_sleep(0.1);
-	policy_resume_sleep(p, &st);
+	policy_resume_sleep(run, &st);
 	expect_sleep(0);
-	policy_resume_sleep(p, &st);
+	policy_resume_sleep(run, &st);
 	expect_probe(0);
 	struct csi_probe_result bad = fixture_result(true, 9, -1, "x", "rpc error: x");
-	policy_resume_probe(p, &bad, &st);
+	policy_resume_probe(run, &bad, &st);
 	expect_done(false, 500, "OK FAILED_PRECONDITION");
+	run = NULL; /* the run ended with its verdict: its handle is gone */
 
 	/* Resuming with no check in progress is refused, not a crash. */
-	policy_resume_sleep(p, &st);
+	policy_resume_sleep(run, &st);
 	expect_failed("error", "no check in progress");
-	policy_resume_probe(p, &ok, &st);
+	policy_resume_probe(run, &ok, &st);
 	expect_failed("error", "no check in progress");
 
 	/* Abandoning a check in progress lets the next one start cleanly. */
-	policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, fixture_deadline_ms(5000), &st);
 	expect_probe(0.5);
-	policy_abandon(p);
-	policy_abandon(p); /* safe when none runs */
-	policy_begin(p, fixture_deadline_ms(5000), &st);
+	policy_abandon(run);
+	run = NULL;
+	policy_abandon(run);
+	run = NULL; /* safe when none runs */
+	run = policy_begin(p, fixture_deadline_ms(5000), &st);
 	expect_probe(0.5);
-	policy_abandon(p);
+	policy_abandon(run);
+	run = NULL;
 	policy_free(p);
 }
 
@@ -166,9 +171,9 @@ static void test_probe_and_sleep_steps(void)
  */
 static void check_result_table(struct policy *p, struct csi_probe_result r, const char *want)
 {
-	policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
 	expect_probe(0);
-	policy_resume_probe(p, &r, &st);
+	policy_resume_probe(run, &r, &st);
 	expect_done(true, 200, want);
 }
 
@@ -226,7 +231,7 @@ static void check_verdict(const char *body, bool healthy, int status, const char
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
 	if (st.kind != POLICY_STEP_DONE)
 		fprintf(stderr, "check body: %s\n", body);
 	expect_done(healthy, status, want);
@@ -240,7 +245,7 @@ static void check_wrong_shape(const char *body)
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
 	if (st.kind != POLICY_STEP_FAILED)
 		fprintf(stderr, "check body: %s\n", body);
 	expect_failed("return", "test.lua: ");
@@ -289,12 +294,12 @@ static void test_errors(void)
 	                                  4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, fixture_deadline_ms(1000), &st);
 		CHECK(strncmp(st.detail, "test.lua:3: boom", 16) == 0);
 		CHECK(strstr(st.detail, "\n\ttest.lua:3: in ") != NULL); /* a traceback */
 		expect_failed("error", "boom");
 		/* The policy stays usable after a failed check. */
-		policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, fixture_deadline_ms(1000), &st);
 		expect_failed("error", "test.lua:3: boom");
 		policy_free(p);
 	}
@@ -302,7 +307,7 @@ static void test_errors(void)
 	p = inline_policy("error({})", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, fixture_deadline_ms(1000), &st);
 		CHECK(strncmp(st.detail, "(error object is a table value)", 31) == 0);
 		expect_failed("error", "(error object is a table value)");
 		policy_free(p);
@@ -311,7 +316,7 @@ static void test_errors(void)
 	p = inline_policy("error(42)", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, fixture_deadline_ms(1000), &st);
 		expect_failed("error", "42");
 		policy_free(p);
 	}
@@ -320,7 +325,7 @@ static void test_errors(void)
 	p = inline_policy("ctx.sleep(-1)", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, fixture_deadline_ms(1000), &st);
 		expect_failed("error", "bad argument #1");
 		policy_free(p);
 	}
@@ -334,8 +339,8 @@ static int looping_tostring_case(const void *unused)
 	        100000);
 	if (!p)
 		return 1;
-	policy_begin(p, fixture_deadline_ms(1000), &st);
-	int rc = st.kind == POLICY_STEP_FAILED && strcmp(st.reason, "error") == 0 &&
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	int rc = st.kind == POLICY_STEP_FAILED && st.reason == STOP_ERROR &&
 	                         strstr(st.detail, "(error object is a table value)")
 	                 ? 0
 	                 : 1;
@@ -359,7 +364,7 @@ static void check_runaway(const char *body, const char *why)
 	if (!p)
 		return;
 	int64_t t0 = clock_now_ns();
-	policy_begin(p, fixture_deadline_ms(30000), &st);
+	run = policy_begin(p, fixture_deadline_ms(30000), &st);
 	double took = fixture_elapsed_s(t0);
 	if (st.kind != POLICY_STEP_FAILED)
 		fprintf(stderr, "runaway (%s) not stopped\n", why);
@@ -368,7 +373,7 @@ static void check_runaway(const char *body, const char *why)
 	expect_failed("instructions", "test.lua");
 	CHECK(took < 2.0);
 	/* Stopped for good: the next check runs into the same limit, not into a hung state. */
-	policy_begin(p, fixture_deadline_ms(30000), &st);
+	run = policy_begin(p, fixture_deadline_ms(30000), &st);
 	expect_failed("instructions", NULL);
 	policy_free(p);
 }
@@ -388,7 +393,7 @@ static void test_instruction_limit(void)
 	CHECK(p != NULL);
 	if (p) {
 		for (int i = 0; i < 3; i++) {
-			policy_begin(p, fixture_deadline_ms(5000), &st);
+			run = policy_begin(p, fixture_deadline_ms(5000), &st);
 			expect_done(true, 200, "ok");
 		}
 		policy_free(p);
@@ -399,10 +404,10 @@ static void test_instruction_limit(void)
 	                  4 * MIB, 100000);
 	CHECK(p != NULL);
 	if (p) {
-		policy_begin(p, fixture_deadline_ms(5000), &st);
+		run = policy_begin(p, fixture_deadline_ms(5000), &st);
 		expect_probe(0);
 		struct csi_probe_result ok = fixture_result(true, 0, -1, "", "");
-		policy_resume_probe(p, &ok, &st);
+		policy_resume_probe(run, &ok, &st);
 		expect_failed("instructions", NULL);
 		policy_free(p);
 	}
@@ -417,7 +422,7 @@ static void test_deadline(void)
 	CHECK(p != NULL);
 	if (p) {
 		int64_t t0 = clock_now_ns();
-		policy_begin(p, fixture_deadline_ms(100), &st);
+		run = policy_begin(p, fixture_deadline_ms(100), &st);
 		double took = fixture_elapsed_s(t0);
 		expect_failed("timeout", "test.lua");
 		CHECK(took >= 0.1 && took < 2.0);
@@ -429,13 +434,14 @@ static void test_deadline(void)
 	CHECK(p != NULL);
 	if (p) {
 		int64_t t0 = clock_now_ns();
-		policy_begin(p, fixture_deadline_ms(100), &st);
+		run = policy_begin(p, fixture_deadline_ms(100), &st);
 		expect_failed("timeout", "ctx.sleep() would cross the check deadline");
 		CHECK(fixture_elapsed_s(t0) < 0.1);
 		/* A sleep that fits is a step. */
-		policy_begin(p, fixture_deadline_ms(10000), &st);
+		run = policy_begin(p, fixture_deadline_ms(10000), &st);
 		expect_sleep(5);
-		policy_abandon(p);
+		policy_abandon(run);
+		run = NULL;
 		policy_free(p);
 	}
 
@@ -446,10 +452,10 @@ static void test_deadline(void)
 	p = inline_policy("ctx.sleep(0) ctx.probe() return true", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		policy_begin(p, fixture_deadline_ms(20), &st);
+		run = policy_begin(p, fixture_deadline_ms(20), &st);
 		expect_sleep(0);
 		usleep(40000);
-		policy_resume_sleep(p, &st);
+		policy_resume_sleep(run, &st);
 		expect_failed("timeout", "ctx.probe() started after the check deadline");
 		policy_free(p);
 	}
@@ -472,25 +478,25 @@ static void test_memory_cap(void)
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, fixture_deadline_ms(5000), &st);
 	expect_done(true, 200, "check 1");
 	size_t base = policy_memory(p);
 	CHECK(base > 0 && base < 1 * MIB);
 
-	policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, fixture_deadline_ms(5000), &st);
 	expect_failed("memory", "not enough memory");
 	/* The bomb's memory is given back, and the state still works. */
 	size_t after = policy_memory(p);
 	if (after > base + 32 * 1024)
 		fprintf(stderr, "memory after the bomb: %zu, before: %zu\n", after, base);
 	CHECK(after <= base + 32 * 1024);
-	policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, fixture_deadline_ms(5000), &st);
 	expect_done(true, 200, "check 3"); /* ctx.state kept what the failed check left */
 
-	policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, fixture_deadline_ms(5000), &st);
 	expect_failed("memory", NULL);
 	CHECK(policy_memory(p) <= base + 32 * 1024);
-	policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, fixture_deadline_ms(5000), &st);
 	expect_done(true, 200, "check 5");
 	policy_free(p);
 }
@@ -505,9 +511,9 @@ static void test_state(void)
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
 	expect_done(true, 200, "1");
-	policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
 	expect_done(true, 200, "2");
 	policy_free(p);
 
@@ -517,7 +523,7 @@ static void test_state(void)
 	                  4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, fixture_deadline_ms(1000), &st);
 		expect_done(true, 200, "1");
 		policy_free(p);
 	}
@@ -555,12 +561,12 @@ static void test_history(void)
 			o += snprintf(want + o, sizeof(want) - (size_t)o, "%s%s",
 			              i > from ? "," : "", fed[i]);
 
-		policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, fixture_deadline_ms(1000), &st);
 		while (st.kind == POLICY_STEP_PROBE) {
 			snprintf(fed[nfed], sizeof(fed[nfed]), "m%d", nfed + 1);
 			struct csi_probe_result r = fixture_result(true, 0, -1, fed[nfed], "");
 			nfed++;
-			policy_resume_probe(p, &r, &st);
+			policy_resume_probe(run, &r, &st);
 		}
 		expect_done(true, 200, want);
 	}
@@ -578,7 +584,7 @@ static void test_now_and_deadline(void)
 	if (!p)
 		return;
 	double t0 = (double)clock_now_ns() / 1e9;
-	policy_begin(p, fixture_deadline_ms(2000), &st);
+	run = policy_begin(p, fixture_deadline_ms(2000), &st);
 	double t1 = (double)clock_now_ns() / 1e9;
 	CHECK_INT(st.kind, POLICY_STEP_DONE);
 	double now = -1, left = -1;
@@ -597,7 +603,7 @@ static void test_now_and_deadline(void)
 	p = inline_policy("return true, tostring(ctx.deadline())", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		policy_begin(p, clock_now_ns() - 1, &st);
+		run = policy_begin(p, clock_now_ns() - 1, &st);
 		expect_done(true, 200, "0.0");
 		policy_free(p);
 	}
@@ -611,13 +617,13 @@ static void test_driver(void)
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
 	expect_done(true, 200, "|");
 	policy_set_driver(p, "hostpath.csi.k8s.io", "v1.2.3");
-	policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
 	expect_done(true, 200, "hostpath.csi.k8s.io|v1.2.3");
 	policy_set_driver(p, "other", "");
-	policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
 	expect_done(true, 200, "other|");
 	policy_free(p);
 }
@@ -630,7 +636,7 @@ static char *run_capturing_stderr(struct policy *p)
 	FILE *f = tmpfile();
 	int saved = dup(STDERR_FILENO);
 	dup2(fileno(f), STDERR_FILENO);
-	policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
 	long n = ftell(f);
@@ -675,7 +681,7 @@ static void test_log(void)
 	p = inline_policy("ctx.log('loud', 'x') return true", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, fixture_deadline_ms(1000), &st);
 		expect_failed("error", "invalid option 'loud'");
 		policy_free(p);
 	}
@@ -739,7 +745,7 @@ static void test_loading(void)
 	p = load_as("return {check = function() error('here') end}", "@/etc/lp/my.lua", 100000);
 	CHECK(p != NULL);
 	if (p) {
-		policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, fixture_deadline_ms(1000), &st);
 		expect_failed("error", "/etc/lp/my.lua:1: here");
 		policy_free(p);
 	}
@@ -771,7 +777,7 @@ static int looping_index_case(const void *unused)
 	                           "@file.lua", 100000);
 	if (!p)
 		return 0; /* refusing such a table is fine too */
-	policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, fixture_deadline_ms(1000), &st);
 	int rc = st.kind == POLICY_STEP_DONE || st.kind == POLICY_STEP_FAILED ? 0 : 1;
 	policy_step_clear(&st);
 	policy_free(p);

@@ -1,0 +1,216 @@
+/*
+ * --check-policy (policy_verify.h). Each canonical case gets a fresh
+ * policy (so one case's ctx.state cannot colour the next) on a simulated
+ * clock: a successful probe takes 1 ms, an unreachable one its whole
+ * timeout, a sleep its seconds, and nothing waits for real.
+ */
+#include "policy_verify.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "csi.h"
+#include "duration.h"
+#include "file_read.h"
+#include "grpc_status.h"
+#include "worker.h" /* WORKER_GRACE_NS */
+
+/* A load stuck inside C (no hook stops it) ends the process after this. */
+#define LOAD_GUARD_NS   5000000000LL
+#define POLICY_FILE_MAX (16u * 1024 * 1024)
+
+static const struct verify_case {
+	const char *name;
+	bool connected;
+	int code;
+	int ready;
+	const char *message;
+} cases[] = {
+        {"ready", true, 0, 1, ""},
+        {"not ready", true, 0, 0, ""},
+        {"ready absent", true, 0, -1, ""},
+        {"FAILED_PRECONDITION", true, 9, -1, "the driver is not healthy (simulated)"},
+        {"unreachable", false, 14, -1, "context deadline exceeded"},
+};
+
+/* The guard's message, made before it is armed: a signal handler may not format. */
+static char guard_text[1024];
+static size_t guard_len;
+
+static void on_guard(int sig)
+{
+	ssize_t n = write(STDERR_FILENO, guard_text, guard_len);
+	(void)n;
+	_exit(1);
+}
+
+/* Ends the process with "<what>" and the time limit, unless disarmed within ns. */
+static void arm_guard(const char *what, int64_t ns)
+{
+	char limit[32];
+	duration_format(ns, limit, sizeof(limit));
+	int n = snprintf(guard_text, sizeof(guard_text), "%s did not finish within %s\n", what,
+	                 limit);
+	guard_len = n > 0 && (size_t)n < sizeof(guard_text) ? (size_t)n : 0;
+	signal(SIGALRM, on_guard);
+	struct itimerval it = {.it_value = clock_timeval(ns)};
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void disarm_guard(void)
+{
+	struct itimerval off = {0};
+	setitimer(ITIMER_REAL, &off, NULL);
+}
+
+static int64_t simulated_now(void *ctx)
+{
+	return *(int64_t *)ctx;
+}
+
+static void case_result(const struct verify_case *c, struct csi_probe_result *r, double seconds)
+{
+	char name[24];
+	if (!c->connected) {
+		csi_unreachable_result(r, seconds);
+		return;
+	}
+	memset(r, 0, sizeof(*r));
+	r->connected = true;
+	r->code = c->code;
+	r->ready = c->code == 0 ? c->ready : -1;
+	r->seconds = seconds;
+	snprintf(r->message, sizeof(r->message), "%s", c->message);
+	if (c->code != 0)
+		snprintf(r->error, sizeof(r->error), "rpc error: code = %s desc = %s",
+		         grpc_status_go_name(c->code, name, sizeof(name)), c->message);
+}
+
+/* A body as one printable line: control bytes escaped, at most 100 bytes. */
+static void print_body(FILE *out, const char *body, size_t len)
+{
+	for (size_t i = 0; i < len && i < 100; i++) {
+		unsigned char ch = (unsigned char)body[i];
+		if (ch < 0x20 || ch == 0x7f)
+			fprintf(out, "\\x%02x", ch);
+		else
+			fputc(ch, out);
+	}
+	if (len > 100)
+		fputs("...", out);
+}
+
+/*
+ * Runs one case to its end on policy p. Returns 0 when it is fine, 1 with
+ * why in detail (a FAILED step's own text, with file:line).
+ */
+static int run_case(struct policy *p, const struct verify_case *c, int64_t probe_timeout_ns,
+                    int64_t check_timeout_ns, int64_t *now, FILE *out, char *detail, size_t len)
+{
+	struct policy_step st;
+	int probes = 0;
+	memset(&st, 0, sizeof(st));
+	int64_t deadline = clock_add(*now, check_timeout_ns);
+	struct policy_run *run = policy_begin(p, deadline, &st);
+	while (st.kind == POLICY_STEP_PROBE || st.kind == POLICY_STEP_SLEEP) {
+		if (st.kind == POLICY_STEP_SLEEP) {
+			*now = clock_add(*now, (int64_t)(st.seconds * 1e9));
+			policy_resume_sleep(run, &st);
+			continue;
+		}
+		/* An unreachable driver answers at the probe's deadline, as in the daemon. */
+		int64_t took = 1000000;
+		if (!c->connected) {
+			took = st.seconds > 0 ? (int64_t)(st.seconds * 1e9) : probe_timeout_ns;
+			int64_t left = deadline - *now;
+			took = took < left ? took : left;
+			took = took > 0 ? took : 0;
+		}
+		struct csi_probe_result r;
+		case_result(c, &r, (double)took / 1e9);
+		*now = clock_add(*now, took);
+		probes++;
+		policy_resume_probe(run, &r, &st);
+	}
+	fprintf(out, "  %-20s ", c->name);
+	int rc = 0;
+	if (st.kind == POLICY_STEP_DONE) {
+		fprintf(out, "%d ", st.status);
+		print_body(out, st.body, st.body_len);
+	} else if (st.reason == STOP_TIMEOUT && probes > 0) {
+		fprintf(out, "reached the check deadline: the built-in policy answers");
+	} else {
+		fprintf(out, "FAILS (%s)", stop_reason_label(st.reason));
+		snprintf(detail, len, "%s%s", st.detail,
+		         st.reason == STOP_TIMEOUT ? " (and it never probed)" : "");
+		rc = 1;
+	}
+	fputc('\n', out);
+	policy_step_clear(&st);
+	return rc;
+}
+
+int policy_verify(const char *path, const struct policy_limits *limits, int64_t probe_timeout_ns,
+                  int64_t check_timeout_ns, FILE *out)
+{
+	char err[2048], chunkname[4200], what[4400];
+	size_t len = 0;
+	int status = 0;
+	char *text = file_read(path, POLICY_FILE_MAX, &len, err, sizeof(err));
+	if (!text) {
+		fprintf(out, "%s\n", err);
+		return 1;
+	}
+	snprintf(chunkname, sizeof(chunkname), "@%s", path);
+	snprintf(what, sizeof(what), "policy: loading");
+	arm_guard(what, LOAD_GUARD_NS);
+	struct policy *p = policy_new(text, len, chunkname, limits, err, sizeof(err));
+	disarm_guard();
+	if (!p) {
+		fprintf(out, "%s\n", err);
+		free(text);
+		return 1;
+	}
+	policy_free(p);
+	fprintf(out, "%s: policy loads\n", path);
+	fprintf(out, "  %-20s verdict of check(ctx)\n", "probe result");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int64_t now = clock_now_ns();
+		char detail[2048] = "";
+		p = policy_new(text, len, chunkname, limits, err, sizeof(err));
+		if (!p) {
+			/* It loaded a moment ago: only memory can be missing now. */
+			fprintf(out, "%s\n", err);
+			status = 1;
+			break;
+		}
+		policy_set_clock(p, simulated_now, &now);
+		/*
+		 * Time is simulated, computing is not: a run still computing past
+		 * its deadline and the worker's grace is one the daemon would
+		 * kill; one stuck inside C, no hook ends, so this timer does.
+		 */
+		snprintf(what, sizeof(what),
+		         "%s: check(ctx) on the '%s' probe result ran past its deadline inside C "
+		         "(the daemon kills such a worker): it",
+		         path, cases[i].name);
+		int64_t budget = check_timeout_ns > 0 ? check_timeout_ns : 0;
+		arm_guard(what, clock_add(budget, WORKER_GRACE_NS));
+		if (run_case(p, &cases[i], probe_timeout_ns, check_timeout_ns, &now, out, detail,
+		             sizeof(detail)) != 0) {
+			fprintf(out, "%s: check(ctx) fails on the '%s' probe result: %s\n", path,
+			        cases[i].name, detail);
+			status = 1;
+		}
+		disarm_guard();
+		policy_free(p);
+	}
+	free(text);
+	return status;
+}

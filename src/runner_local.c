@@ -1,0 +1,241 @@
+/*
+ * The in-process runner (runner_local.h). The policy engine steps
+ * synchronously; each step is kept in its run and handed to the run's
+ * callback from the loop (one `soon` event for the runner and a queue of
+ * runs with a step to deliver), as runner.h promises.
+ */
+#include "runner_local.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "policy.h"
+#include "runner.h"
+
+struct local_run {
+	struct runner_run base;    /* first: runner.h */
+	struct policy_run *engine; /* NULL once the engine's run is over */
+	runner_step_cb cb;
+	void *cb_arg;
+	struct policy_step step; /* the step to deliver */
+	bool queued;
+	struct local_run *next_queued;
+	struct local_run *next; /* every run of the runner */
+};
+
+struct runner_local {
+	struct runner base; /* first: the runner is a struct runner */
+	struct policy *policy;
+	struct event *soon;
+	struct local_run *queue, *queue_tail;
+	struct local_run *runs;
+};
+
+static void unlink_run(struct runner_local *l, struct local_run *run)
+{
+	for (struct local_run **pp = &l->runs; *pp; pp = &(*pp)->next) {
+		if (*pp == run) {
+			*pp = run->next;
+			break;
+		}
+	}
+	if (run->queued) {
+		for (struct local_run **pp = &l->queue; *pp; pp = &(*pp)->next_queued) {
+			if (*pp == run) {
+				*pp = run->next_queued;
+				break;
+			}
+		}
+		l->queue_tail = NULL;
+		for (struct local_run *q = l->queue; q; q = q->next_queued)
+			l->queue_tail = q;
+	}
+}
+
+static void free_run(struct runner_local *l, struct local_run *run)
+{
+	unlink_run(l, run);
+	policy_abandon(run->engine);
+	policy_step_clear(&run->step);
+	free(run);
+}
+
+/* The step in run->step goes to the callback from the loop. */
+static void queue_step(struct runner_local *l, struct local_run *run)
+{
+	run->queued = true;
+	run->next_queued = NULL;
+	if (l->queue_tail)
+		l->queue_tail->next_queued = run;
+	else
+		l->queue = run;
+	l->queue_tail = run;
+	event_active(l->soon, EV_TIMEOUT, 0);
+}
+
+static void deliver(struct runner_local *l, struct local_run *run)
+{
+	const struct policy_step *s = &run->step;
+	struct runner_step step = {.seconds = s->seconds,
+	                           .healthy = s->healthy,
+	                           .status = s->status,
+	                           .body = s->body,
+	                           .body_len = s->body_len,
+	                           .reason = s->reason,
+	                           .detail = s->detail};
+	bool final = false;
+	switch (s->kind) {
+	case POLICY_STEP_PROBE:
+		step.kind = RUNNER_STEP_PROBE;
+		break;
+	case POLICY_STEP_SLEEP:
+		step.kind = RUNNER_STEP_SLEEP;
+		break;
+	case POLICY_STEP_DONE:
+		step.kind = RUNNER_STEP_DONE;
+		final = true;
+		break;
+	case POLICY_STEP_FAILED:
+		step.kind = RUNNER_STEP_FAILED;
+		final = true;
+		break;
+	}
+	if (final) {
+		/* The engine's run ended with this step; the handle ends after the callback. */
+		run->engine = NULL;
+		unlink_run(l, run);
+		run->cb(&step, run->cb_arg);
+		policy_step_clear(&run->step);
+		free(run);
+		return;
+	}
+	run->cb(&step, run->cb_arg);
+}
+
+static void on_soon(evutil_socket_t fd, short what, void *arg)
+{
+	struct runner_local *l = arg;
+	/* A callback may drop the last other reference: the runner outlives this pass. */
+	runner_ref(&l->base);
+	/* Only the runs queued now: a callback that resumes queues anew, for the next pass. */
+	struct local_run *batch = l->queue;
+	l->queue = l->queue_tail = NULL;
+	for (struct local_run *q = batch; q; q = q->next_queued)
+		q->queued = false;
+	while (batch) {
+		struct local_run *run = batch;
+		batch = run->next_queued;
+		/* A callback may abandon runs of this batch: only deliver live ones. */
+		bool live = false;
+		for (struct local_run *r = l->runs; r; r = r->next)
+			live = live || r == run;
+		if (live)
+			deliver(l, run);
+	}
+	runner_unref(&l->base);
+}
+
+static struct runner_run *local_begin(struct runner *r, int64_t deadline_ns, runner_step_cb cb,
+                                      void *arg)
+{
+	struct runner_local *l = (struct runner_local *)r;
+	struct local_run *run = calloc(1, sizeof(*run));
+	if (!run)
+		return NULL;
+	run->base.runner = r;
+	run->cb = cb;
+	run->cb_arg = arg;
+	run->next = l->runs;
+	l->runs = run;
+	run->engine = policy_begin(l->policy, deadline_ns, &run->step);
+	queue_step(l, run);
+	return &run->base;
+}
+
+static void local_resume_probe(struct runner_run *base, const struct csi_probe_result *result)
+{
+	struct local_run *run = (struct local_run *)base;
+	policy_resume_probe(run->engine, result, &run->step);
+	run->engine = run->step.kind == POLICY_STEP_PROBE || run->step.kind == POLICY_STEP_SLEEP
+	                      ? run->engine
+	                      : NULL;
+	queue_step((struct runner_local *)base->runner, run);
+}
+
+static void local_resume_call(struct runner_run *base, const struct runner_call_result *result)
+{
+	struct local_run *run = (struct local_run *)base;
+	policy_resume_call(run->engine, result->code, result->message, result->seconds, &run->step);
+	run->engine = run->step.kind == POLICY_STEP_PROBE || run->step.kind == POLICY_STEP_SLEEP
+	                      ? run->engine
+	                      : NULL;
+	queue_step((struct runner_local *)base->runner, run);
+}
+
+static void local_resume_sleep(struct runner_run *base)
+{
+	struct local_run *run = (struct local_run *)base;
+	policy_resume_sleep(run->engine, &run->step);
+	run->engine = run->step.kind == POLICY_STEP_PROBE || run->step.kind == POLICY_STEP_SLEEP
+	                      ? run->engine
+	                      : NULL;
+	queue_step((struct runner_local *)base->runner, run);
+}
+
+static void local_abandon(struct runner_run *base)
+{
+	free_run((struct runner_local *)base->runner, (struct local_run *)base);
+}
+
+static size_t local_memory(const struct runner *r)
+{
+	return policy_memory(((const struct runner_local *)r)->policy);
+}
+
+static void local_set_driver(struct runner *r, const char *name, const char *vendor_version)
+{
+	policy_set_driver(((struct runner_local *)r)->policy, name, vendor_version);
+}
+
+static void local_destroy(struct runner *r)
+{
+	struct runner_local *l = (struct runner_local *)r;
+	while (l->runs)
+		free_run(l, l->runs);
+	if (l->soon)
+		event_free(l->soon);
+	policy_free(l->policy);
+	free(l);
+}
+
+static const struct runner_ops local_ops = {
+        .begin = local_begin,
+        .resume_probe = local_resume_probe,
+        .resume_call = local_resume_call,
+        .resume_sleep = local_resume_sleep,
+        .abandon = local_abandon,
+        .memory = local_memory,
+        .set_driver = local_set_driver,
+        .destroy = local_destroy,
+        .runs_in = "daemon",
+};
+
+struct runner *runner_local_new(struct event_base *base, struct policy *policy)
+{
+	struct runner_local *l = calloc(1, sizeof(*l));
+	if (!l) {
+		policy_free(policy);
+		return NULL;
+	}
+	l->base.ops = &local_ops;
+	l->base.refs = 1;
+	l->policy = policy;
+	l->soon = event_new(base, -1, 0, on_soon, l);
+	if (!l->soon) {
+		local_destroy(&l->base);
+		return NULL;
+	}
+	return &l->base;
+}
