@@ -49,7 +49,9 @@ end
 -- No bytecode in or out: string.dump goes, from the real table too.
 G.string.dump = nil
 local string_metatable = G.getmetatable("")
-string_metatable.__metatable = "locked"
+if type(string_metatable) == "table" then -- else a sandbox built earlier locked it
+  string_metatable.__metatable = "locked"
+end
 
 local visible = {}
 for _, name in pairs(BASE) do

@@ -98,14 +98,35 @@ function M.new(opts)
   return ctx
 end
 
--- Loads a policy file the way the daemon does: a chunk returning a table
--- with a check function.
+-- The daemon's sandbox, from its one definition (lua/sandbox.lua, beside
+-- this file's spec/ directory): the same allow-list and read-only rules, so
+-- a policy that calls os.time or writes a global fails its spec as it would
+-- fail in the daemon. Built once; like the daemon, it removes string.dump
+-- and locks the string metatable of this Lua.
+local sandbox_env
+local function sandbox()
+  if not sandbox_env then
+    local here = debug.getinfo(1, "S").source:match("^@(.*)spec/support/fake_ctx%.lua$") or ""
+    local build = assert(loadfile(here .. "lua/sandbox.lua", "t"))
+    sandbox_env = build(_G, function() return false end)
+  end
+  return sandbox_env
+end
+
+-- Loads a policy file the way the daemon does: a text chunk, in the
+-- sandbox, returning a table with a check function.
 function M.load(path)
-  local chunk = assert(loadfile(path, "t"))
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  local chunk = assert(load(text, "@" .. path, "t", sandbox()))
   local policy = chunk()
   assert(type(policy) == "table" and type(policy.check) == "function",
          path .. ": must return a table with a check function")
   return policy
 end
+
+-- The environment policies run in (for specs of the sandbox itself).
+M.sandbox = sandbox
 
 return M

@@ -12,11 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
 #include "mock_config.h"
 #include "mock_script.h"
 #include "mock_server.h"
-
-#define PROG "csi-mock-driver"
 
 /*
  * Signals: SIGTERM and SIGINT are blocked before grpc_init, so every thread
@@ -69,11 +68,13 @@ int main(int argc, char **argv)
 	case MOCK_CONFIG_BAD_FLAG:
 		return 2;
 	}
+	log_setup(0, LOG_FORMAT_TEXT, false);
 
 	if (cfg.script_path) {
 		script = mock_script_load(cfg.script_path, err, sizeof(err));
 		if (!script) {
-			fprintf(stderr, PROG ": %s\n", err);
+			LOG_E("Cannot load the script", "err", err);
+			mock_config_free(&cfg);
 			return 2;
 		}
 	}
@@ -87,12 +88,12 @@ int main(int argc, char **argv)
 
 	server = mock_server_new(&cfg, script, stdout, err, sizeof(err));
 	if (!server) {
-		fprintf(stderr, PROG ": %s\n", err);
+		LOG_E("Cannot serve", "err", err);
 		goto out;
 	}
 	waiter.server = server;
 	if (pthread_create(&waiter.thread, NULL, signal_waiter_main, &waiter) != 0) {
-		fprintf(stderr, PROG ": cannot start the signal thread\n");
+		LOG_E("Cannot serve", "err", "cannot start the signal thread");
 		goto out;
 	}
 	printf("listening %s\n", cfg.socket_path);
@@ -100,12 +101,13 @@ int main(int argc, char **argv)
 
 	status = 0;
 	if (mock_server_run(server, err, sizeof(err)) < 0) {
-		fprintf(stderr, PROG ": %s\n", err);
+		LOG_E("Stopped on an internal error", "err", err);
 		status = 1;
 	}
 	signal_waiter_join(&waiter);
 out:
 	mock_server_free(server);
 	mock_script_free(script);
+	mock_config_free(&cfg);
 	return status;
 }

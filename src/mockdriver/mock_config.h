@@ -1,7 +1,8 @@
 /*
  * csi-mock-driver command line → struct mock_config (DESIGN.md "Mock CSI
- * driver"). No I/O besides the caller-supplied error stream; never exits:
- * main.c acts on the result.
+ * driver"), read by goflag.h with Go's flag syntax and messages, as the
+ * sidecar reads its own. No I/O besides the caller-supplied error stream;
+ * never exits: main.c acts on the result.
  */
 #ifndef MOCK_CONFIG_H
 #define MOCK_CONFIG_H
@@ -19,24 +20,21 @@ enum mock_ready {
 
 /* How one method answers: status, and when (now, later or never). */
 struct mock_answer {
-	int code;            /* gRPC status code; 0 (OK) sends a response message */
-	const char *message; /* status details, sent as given, even when empty */
-	int64_t delay_ns;    /* >= 0; reply this long after the request arrived */
-	bool hang;           /* never reply; the call lives until the client ends it */
+	int code;         /* gRPC status code; 0 (OK) sends a response message */
+	char *message;    /* status details, sent as given, even when empty */
+	int64_t delay_ns; /* >= 0; reply this long after the request arrived */
+	bool hang;        /* never reply; the call lives until the client ends it */
 };
 
-/*
- * Every string borrows from argv or from static storage: the config owns
- * nothing and needs no free. It must not outlive argv.
- */
+/* The strings are the config's own: mock_config_free releases them. */
 struct mock_config {
-	const char *socket_path; /* plain filesystem path, "unix:" forms already stripped */
-	const char *name;        /* GetPluginInfo name; may be "" on purpose */
-	const char *vendor_version;
+	char *socket_path; /* plain filesystem path, "unix:" forms already stripped */
+	char *name;        /* GetPluginInfo name; may be "" on purpose */
+	char *vendor_version;
 	enum mock_ready ready;
 	struct mock_answer probe; /* /csi.v1.Identity/Probe */
 	struct mock_answer info;  /* /csi.v1.Identity/GetPluginInfo */
-	const char *script_path;  /* --script; NULL: the flags answer every call */
+	char *script_path;        /* --script; NULL: the flags answer every call */
 	bool quiet;               /* no "call method=..." lines */
 	bool verbose;             /* let gRPC's own log lines through to stderr */
 };
@@ -48,15 +46,15 @@ enum mock_config_result {
 };
 
 /*
- * Fills cfg with the defaults, then applies argv. Flags take one or two
- * dashes, "--flag=value" or "--flag value"; booleans take "--flag" or
- * "--flag=true|false". "--" ends the flags; positional arguments are an
- * error. Messages go to err, prefixed with "csi-mock-driver: ".
+ * Fills cfg with the defaults, then applies argv with Go's flag syntax.
+ * Unlike the sidecar, positional arguments are an error: the mock takes
+ * none. Messages go to err. On anything but MOCK_CONFIG_OK the config holds
+ * nothing to free.
  */
 enum mock_config_result mock_config_parse(struct mock_config *cfg, int argc, char **argv,
                                           FILE *err);
 
-/* Writes the usage text (flags, defaults, examples) to out. */
-void mock_config_usage(FILE *out);
+/* Releases the config's strings; safe on a zeroed or parsed config. */
+void mock_config_free(struct mock_config *cfg);
 
 #endif

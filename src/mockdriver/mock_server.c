@@ -39,6 +39,7 @@
 #include <grpc/support/time.h>
 
 #include "csi.pb-c.h"
+#include "log.h"
 #include "mock_listener.h"
 
 enum mock_method {
@@ -110,13 +111,15 @@ struct mock_server {
 /* Read by gRPC's threads, written once before grpc_init starts them. */
 static bool grpc_log_enabled;
 
-/* gRPC's log lines: dropped unless --verbose, then sent to stderr. */
+/* gRPC's log lines: dropped unless --verbose, then logged as ours are. */
 static void route_grpc_log(gpr_log_func_args *args)
 {
+	char line[16];
 	if (!grpc_log_enabled)
 		return;
-	fprintf(stderr, "csi-mock-driver: grpc %s %s:%d] %s\n",
-	        gpr_log_severity_string(args->severity), args->file, args->line, args->message);
+	snprintf(line, sizeof(line), "%d", args->line);
+	log_write(args->severity == GPR_LOG_SEVERITY_ERROR ? LOG_ERROR : LOG_INFO, 0, "grpc", 0,
+	          args->message, "file", args->file, "line", line, (char *)NULL);
 }
 
 /* ---- calls ------------------------------------------------------------------------------ */
@@ -166,8 +169,7 @@ static int call_start_batch(struct mock_call *c, const grpc_op *ops, size_t n, s
 	grpc_call_error rc = grpc_call_start_batch(c->call, ops, n, tag, NULL);
 
 	if (rc != GRPC_CALL_OK) {
-		fprintf(stderr, "csi-mock-driver: grpc_call_start_batch: %s\n",
-		        grpc_call_error_to_string(rc));
+		LOG_E("Cannot start a gRPC batch", "err", grpc_call_error_to_string(rc));
 		grpc_call_cancel(c->call, NULL);
 		return -1;
 	}
@@ -257,7 +259,7 @@ static void decide_reply(struct mock_server *s, struct mock_call *c)
 	if (s->script &&
 	    mock_script_answer(s->script, h, s->counts[c->method], seconds_since(s->started_at),
 	                       &c->reply, err, sizeof(err)) < 0)
-		fprintf(stderr, "csi-mock-driver: script error: %s\n", err);
+		LOG_E("Script error", "err", err);
 }
 
 /* "unknown method <path>", the details of an UNIMPLEMENTED reply. */

@@ -1,0 +1,539 @@
+/*
+ * The check module (src/check.c) against a fake runner and a fake prober:
+ * one path for every runner, deadlines handed to the prober, coalesced
+ * requests, fallback (replaying the check's last probe, or one new probe),
+ * cancelled requests, shut-down, and a runner swapped between checks.
+ */
+#include "check.h"
+#include "clock.h"
+#include "metrics.h"
+#include "runner.h"
+#include "testing.h"
+
+#include <stdlib.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#define MS 1000000LL
+
+static struct event_base *base;
+
+/* ---- a runner whose steps are scripted ---- */
+
+struct fake_run {
+	struct runner_run base;
+	runner_step_cb cb;
+	void *arg;
+	int next; /* the next scripted step */
+	bool live;
+};
+
+struct fake_runner {
+	struct runner base;
+	const struct runner_step *steps; /* delivered one per begin/resume */
+	int n_steps;
+	struct fake_run run; /* one run at a time is all these tests need */
+	struct event *soon;
+	int begins, resumes, abandons;
+	int64_t begin_deadline;
+	struct csi_probe_result last_result; /* what the last resume_probe carried */
+	int last_call_code;
+	bool destroyed;
+};
+
+static void fake_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct fake_runner *f = arg;
+	struct fake_run *run = &f->run;
+	if (!run->live)
+		return;
+	const struct runner_step *s = &f->steps[run->next++];
+	if (s->kind == RUNNER_STEP_DONE || s->kind == RUNNER_STEP_FAILED)
+		run->live = false;
+	run->cb(s, run->arg);
+}
+
+static struct runner_run *fake_begin(struct runner *r, int64_t deadline_ns, runner_step_cb cb,
+                                     void *arg)
+{
+	struct fake_runner *f = (struct fake_runner *)r;
+	f->begins++;
+	f->begin_deadline = deadline_ns;
+	f->run = (struct fake_run){.base.runner = r, .cb = cb, .arg = arg, .live = true};
+	event_active(f->soon, EV_TIMEOUT, 0);
+	return &f->run.base;
+}
+
+static void fake_resume_probe(struct runner_run *run, const struct csi_probe_result *r)
+{
+	struct fake_runner *f = (struct fake_runner *)run->runner;
+	f->resumes++;
+	f->last_result = *r;
+	event_active(f->soon, EV_TIMEOUT, 0);
+}
+
+static void fake_resume_call(struct runner_run *run, const struct runner_call_result *r)
+{
+	struct fake_runner *f = (struct fake_runner *)run->runner;
+	f->resumes++;
+	f->last_call_code = r->code;
+	event_active(f->soon, EV_TIMEOUT, 0);
+}
+
+static void fake_resume_sleep(struct runner_run *run)
+{
+	struct fake_runner *f = (struct fake_runner *)run->runner;
+	f->resumes++;
+	event_active(f->soon, EV_TIMEOUT, 0);
+}
+
+static void fake_abandon(struct runner_run *run)
+{
+	struct fake_runner *f = (struct fake_runner *)run->runner;
+	f->abandons++;
+	f->run.live = false;
+}
+
+static size_t fake_memory(const struct runner *r)
+{
+	return 1234;
+}
+
+static void fake_set_driver(struct runner *r, const char *name, const char *vendor)
+{
+}
+
+static void fake_destroy(struct runner *r)
+{
+	((struct fake_runner *)r)->destroyed = true;
+}
+
+static const struct runner_ops fake_ops = {
+        .begin = fake_begin,
+        .resume_probe = fake_resume_probe,
+        .resume_call = fake_resume_call,
+        .resume_sleep = fake_resume_sleep,
+        .abandon = fake_abandon,
+        .memory = fake_memory,
+        .set_driver = fake_set_driver,
+        .destroy = fake_destroy,
+        .runs_in = "test",
+};
+
+static void fake_init(struct fake_runner *f, const struct runner_step *steps, int n)
+{
+	memset(f, 0, sizeof(*f));
+	f->base.ops = &fake_ops;
+	f->base.refs = 1;
+	f->steps = steps;
+	f->n_steps = n;
+	f->soon = event_new(base, -1, 0, fake_deliver, f);
+}
+
+static void fake_fini(struct fake_runner *f)
+{
+	runner_unref(&f->base);
+	CHECK(f->destroyed); /* every reference the check took was given back */
+	event_free(f->soon);
+}
+
+/* ---- a prober that answers after a delay, or never ---- */
+
+struct fake_prober {
+	int probes, cancels;
+	int64_t last_deadline;
+	int64_t delay_ns; /* < 0: never answer */
+	int code, ready;
+	struct event *timer;
+	csi_probe_cb cb;
+	void *arg;
+	bool in_flight;
+};
+
+static struct fake_prober prober;
+
+static void prober_answer(evutil_socket_t fd, short what, void *arg)
+{
+	struct csi_probe_result r;
+	memset(&r, 0, sizeof(r));
+	r.connected = true;
+	r.code = prober.code;
+	r.ready = prober.ready;
+	r.seconds = 0.001;
+	if (r.code)
+		snprintf(r.error, sizeof(r.error), "rpc error: code = Unavailable desc = down");
+	prober.in_flight = false;
+	prober.cb(&r, prober.arg);
+}
+
+static struct csi_probe *fake_probe(void *ctx, int64_t deadline_ns, csi_probe_cb cb, void *arg)
+{
+	prober.probes++;
+	prober.last_deadline = deadline_ns;
+	prober.cb = cb;
+	prober.arg = arg;
+	prober.in_flight = true;
+	if (prober.delay_ns >= 0) {
+		struct timeval tv = clock_timeval(prober.delay_ns);
+		evtimer_add(prober.timer, &tv);
+	}
+	return (struct csi_probe *)&prober; /* any non-NULL handle */
+}
+
+static void fake_cancel(struct csi_probe *p)
+{
+	prober.cancels++;
+	prober.in_flight = false;
+	evtimer_del(prober.timer);
+}
+
+static const struct check_prober fake_prober_ops = {
+        .probe = fake_probe, .cancel = fake_cancel, .ctx = NULL};
+
+static void prober_reset(int64_t delay_ns, int code, int ready)
+{
+	if (prober.timer)
+		event_free(prober.timer);
+	memset(&prober, 0, sizeof(prober));
+	prober.timer = evtimer_new(base, prober_answer, NULL);
+	prober.delay_ns = delay_ns;
+	prober.code = code;
+	prober.ready = ready;
+}
+
+/* ---- waiters ---- */
+
+struct answer {
+	bool got;
+	int status;
+	char body[256];
+	int64_t at;
+};
+
+static void on_verdict(const struct check_verdict *v, void *arg)
+{
+	struct answer *a = arg;
+	CHECK(!a->got); /* exactly once */
+	a->got = true;
+	a->status = v->status;
+	snprintf(a->body, sizeof(a->body), "%.*s", (int)v->body_len, v->body);
+	a->at = clock_now_ns();
+}
+
+/* Runs the loop until a has its answer (or 5 s pass). */
+static void run_until(const struct answer *a)
+{
+	int64_t end = clock_deadline(5000 * MS);
+	while (!a->got && clock_now_ns() < end)
+		event_base_loop(base, EVLOOP_ONCE);
+	CHECK(a->got);
+}
+
+static const struct csi_driver driver = {.name = "fake.csi", .vendor_version = "1"};
+
+static struct check *new_check(struct fake_runner *builtin, struct metrics *m, int64_t probe_ms,
+                               int64_t check_ms)
+{
+	struct check_options o = {.probe_timeout_ns = probe_ms * MS,
+	                          .check_timeout_ns = check_ms * MS};
+	return check_new(base, &fake_prober_ops, &builtin->base, m, &driver, &o);
+}
+
+static const struct runner_step probe_then_ok[] = {
+        {.kind = RUNNER_STEP_PROBE},
+        {.kind = RUNNER_STEP_DONE, .healthy = true, .status = 200, .body = "ok", .body_len = 2},
+};
+
+/* ---- the tests ---- */
+
+/* One check: the runner's probe goes to the prober within the check's deadline. */
+static void test_one_path(void)
+{
+	struct fake_runner builtin;
+	struct metrics *m = metrics_new();
+	fake_init(&builtin, probe_then_ok, 2);
+	prober_reset(1 * MS, 0, 1);
+	struct check *c = new_check(&builtin, m, 1000, 3000);
+	struct answer a = {0};
+	int64_t t0 = clock_now_ns();
+	CHECK(check_submit(c, on_verdict, &a) != NULL);
+	CHECK(!a.got); /* never from inside check_submit */
+	run_until(&a);
+	CHECK_INT(a.status, 200);
+	CHECK_STR(a.body, "ok");
+	CHECK_INT(builtin.begins, 1);
+	CHECK_INT(prober.probes, 1);
+	/* The probe's deadline: the probe timeout (1 s), within the check's (3 s). */
+	CHECK(prober.last_deadline >= t0 + 1000 * MS && prober.last_deadline <= t0 + 1100 * MS);
+	CHECK(builtin.begin_deadline >= t0 + 3000 * MS && builtin.begin_deadline <= t0 + 3100 * MS);
+	CHECK_INT(builtin.last_result.ready, 1);
+	check_free(c);
+	fake_fini(&builtin);
+	metrics_free(m);
+}
+
+/* A probe's own timeout is capped by the check's deadline; none left: no probe at all. */
+static void test_probe_deadlines(void)
+{
+	static const struct runner_step long_probe[] = {
+	        {.kind = RUNNER_STEP_PROBE, .seconds = 60},
+	        {.kind = RUNNER_STEP_DONE,
+	         .healthy = true,
+	         .status = 200,
+	         .body = "ok",
+	         .body_len = 2},
+	};
+	struct fake_runner builtin;
+	fake_init(&builtin, long_probe, 2);
+	prober_reset(1 * MS, 0, -1);
+	struct check *c = new_check(&builtin, NULL, 1000, 500);
+	struct answer a = {0};
+	int64_t t0 = clock_now_ns();
+	check_submit(c, on_verdict, &a);
+	run_until(&a);
+	CHECK(prober.last_deadline <= t0 + 600 * MS); /* 60 s asked, 0.5 s left */
+	check_free(c);
+	fake_fini(&builtin);
+
+	/* --probe-timeout <= 0: the probe fails at once, unreachable, without the prober. */
+	fake_init(&builtin, probe_then_ok, 2);
+	prober_reset(1 * MS, 0, -1);
+	c = new_check(&builtin, NULL, 0, 0);
+	struct answer b = {0};
+	check_submit(c, on_verdict, &b);
+	run_until(&b);
+	CHECK_INT(prober.probes, 0);
+	CHECK(!builtin.last_result.connected);
+	CHECK_STR(builtin.last_result.error, "context deadline exceeded");
+	check_free(c);
+	fake_fini(&builtin);
+}
+
+/* Requests during a check join it: one run, one probe, the same verdict for all. */
+static void test_coalescing(void)
+{
+	struct fake_runner builtin;
+	struct metrics *m = metrics_new();
+	fake_init(&builtin, probe_then_ok, 2);
+	prober_reset(30 * MS, 0, 1);
+	struct check *c = new_check(&builtin, m, 1000, 1000);
+	struct answer a[3] = {{0}};
+	for (int i = 0; i < 3; i++)
+		check_submit(c, on_verdict, &a[i]);
+	run_until(&a[2]);
+	for (int i = 0; i < 3; i++) {
+		CHECK(a[i].got);
+		CHECK_INT(a[i].status, 200);
+	}
+	CHECK_INT(builtin.begins, 1);
+	CHECK_INT(prober.probes, 1);
+	struct evbuffer *out = evbuffer_new();
+	metrics_render(m, out);
+	size_t len = evbuffer_get_length(out);
+	char *text = calloc(1, len + 1);
+	evbuffer_remove(out, text, len);
+	CHECK(strstr(text, "livenessprobe_requests_coalesced_total 2\n") != NULL);
+	CHECK(strstr(text, "livenessprobe_checks_total{result=\"healthy\"} 1\n") != NULL);
+	free(text);
+	evbuffer_free(out);
+	check_free(c);
+	fake_fini(&builtin);
+	metrics_free(m);
+}
+
+/*
+ * The policy fails after a probe: the built-in policy answers, fed that
+ * probe's result (no second probe). Without a probe: one new probe with the
+ * probe timeout.
+ */
+static void test_fallback(void)
+{
+	static const struct runner_step probe_then_fail[] = {
+	        {.kind = RUNNER_STEP_PROBE},
+	        {.kind = RUNNER_STEP_FAILED, .reason = STOP_TIMEOUT, .detail = "p.lua:3: too slow"},
+	};
+	static const struct runner_step fail_at_once[] = {
+	        {.kind = RUNNER_STEP_FAILED, .reason = STOP_ERROR, .detail = "p.lua:1: boom"},
+	};
+	struct fake_runner builtin, custom;
+	struct metrics *m = metrics_new();
+	fake_init(&builtin, probe_then_ok, 2);
+	fake_init(&custom, probe_then_fail, 2);
+	prober_reset(1 * MS, 14, -1);
+	struct check *c = new_check(&builtin, m, 1000, 1000);
+	check_set_runner(c, &custom.base);
+	struct answer a = {0};
+	check_submit(c, on_verdict, &a);
+	run_until(&a);
+	CHECK_INT(a.status, 200); /* the fake built-in's verdict */
+	CHECK_INT(custom.begins, 1);
+	CHECK_INT(builtin.begins, 1);
+	CHECK_INT(prober.probes, 1);             /* replayed, not probed again */
+	CHECK_INT(builtin.last_result.code, 14); /* the custom policy's probe */
+	check_free(c);
+	fake_fini(&custom);
+	fake_fini(&builtin);
+
+	fake_init(&builtin, probe_then_ok, 2);
+	fake_init(&custom, fail_at_once, 1);
+	prober_reset(1 * MS, 0, 1);
+	c = new_check(&builtin, m, 700, 100);
+	check_set_runner(c, &custom.base);
+	struct answer b = {0};
+	int64_t t0 = clock_now_ns();
+	check_submit(c, on_verdict, &b);
+	run_until(&b);
+	CHECK_INT(b.status, 200);
+	CHECK_INT(prober.probes, 1);
+	/* From the failure on, the full probe timeout (0.7 s), not the 0.1 s check. */
+	CHECK(prober.last_deadline >= t0 + 650 * MS);
+	struct evbuffer *out = evbuffer_new();
+	metrics_render(m, out);
+	size_t len = evbuffer_get_length(out);
+	char *text = calloc(1, len + 1);
+	evbuffer_remove(out, text, len);
+	CHECK(strstr(text, "livenessprobe_policy_fallbacks_total{reason=\"error\"} 1\n"));
+	CHECK(strstr(text, "livenessprobe_policy_fallbacks_total{reason=\"timeout\"} 1\n"));
+	free(text);
+	evbuffer_free(out);
+	check_free(c);
+	fake_fini(&custom);
+	fake_fini(&builtin);
+	metrics_free(m);
+}
+
+/* The built-in policy itself failing leaves nothing to ask: 500 "policy failure". */
+static void test_builtin_fails(void)
+{
+	static const struct runner_step fail[] = {
+	        {.kind = RUNNER_STEP_FAILED, .reason = STOP_MEMORY, .detail = "out of memory"},
+	};
+	struct fake_runner builtin;
+	fake_init(&builtin, fail, 1);
+	prober_reset(1 * MS, 0, 1);
+	struct check *c = new_check(&builtin, NULL, 1000, 1000);
+	struct answer a = {0};
+	check_submit(c, on_verdict, &a);
+	run_until(&a);
+	CHECK_INT(a.status, 500);
+	CHECK_STR(a.body, "policy failure");
+	CHECK_INT(builtin.begins, 1);
+	check_free(c);
+	fake_fini(&builtin);
+}
+
+/* A cancelled request is not called back; the others still are. */
+static void test_cancel(void)
+{
+	struct fake_runner builtin;
+	fake_init(&builtin, probe_then_ok, 2);
+	prober_reset(20 * MS, 0, 1);
+	struct check *c = new_check(&builtin, NULL, 1000, 1000);
+	struct answer a = {0}, b = {0};
+	struct check_waiter *wa = check_submit(c, on_verdict, &a);
+	check_submit(c, on_verdict, &b);
+	check_cancel(c, wa);
+	run_until(&b);
+	CHECK(!a.got);
+	CHECK_INT(b.status, 200);
+	check_free(c);
+	fake_fini(&builtin);
+}
+
+/* Shut-down mid-check: the probe is cancelled, the run abandoned, waiters told. */
+static void test_free_mid_check(void)
+{
+	struct fake_runner builtin;
+	fake_init(&builtin, probe_then_ok, 2);
+	prober_reset(-1, 0, 1); /* never answers */
+	struct check *c = new_check(&builtin, NULL, 1000, 1000);
+	struct answer a = {0};
+	check_submit(c, on_verdict, &a);
+	int64_t end = clock_deadline(2000 * MS);
+	while (!prober.in_flight && clock_now_ns() < end)
+		event_base_loop(base, EVLOOP_ONCE);
+	CHECK(prober.in_flight);
+	check_free(c);
+	CHECK(a.got);
+	CHECK_INT(a.status, 500);
+	CHECK_STR(a.body, "livenessprobe is shutting down");
+	CHECK_INT(prober.cancels, 1);
+	CHECK_INT(builtin.abandons, 1);
+	fake_fini(&builtin);
+}
+
+/* A runner set mid-check decides from the next check on. */
+static void test_swap_between_checks(void)
+{
+	static const struct runner_step other[] = {
+	        {.kind = RUNNER_STEP_DONE,
+	         .healthy = true,
+	         .status = 203,
+	         .body = "v2",
+	         .body_len = 2},
+	};
+	struct fake_runner builtin, custom;
+	fake_init(&builtin, probe_then_ok, 2);
+	fake_init(&custom, other, 1);
+	prober_reset(20 * MS, 0, 1);
+	struct check *c = new_check(&builtin, NULL, 1000, 1000);
+	struct answer a = {0}, b = {0};
+	check_submit(c, on_verdict, &a);
+	check_set_runner(c, &custom.base);
+	run_until(&a);
+	CHECK_INT(a.status, 200); /* began on the built-in runner, ended there */
+	check_submit(c, on_verdict, &b);
+	run_until(&b);
+	CHECK_INT(b.status, 203);
+	CHECK_INT(custom.begins, 1);
+	check_free(c);
+	fake_fini(&custom);
+	fake_fini(&builtin);
+}
+
+/* A sleep is waited on the loop; a read-only call is answered "unimplemented". */
+static void test_sleep_and_call(void)
+{
+	static const struct runner_step steps[] = {
+	        {.kind = RUNNER_STEP_SLEEP, .seconds = 0.05},
+	        {.kind = RUNNER_STEP_CALL, .method = "NodeGetInfo"},
+	        {.kind = RUNNER_STEP_DONE,
+	         .healthy = true,
+	         .status = 200,
+	         .body = "ok",
+	         .body_len = 2},
+	};
+	struct fake_runner builtin;
+	fake_init(&builtin, steps, 3);
+	prober_reset(1 * MS, 0, 1);
+	struct check *c = new_check(&builtin, NULL, 1000, 1000);
+	struct answer a = {0};
+	int64_t t0 = clock_now_ns();
+	check_submit(c, on_verdict, &a);
+	run_until(&a);
+	CHECK(a.at - t0 >= 50 * MS);
+	CHECK_INT(builtin.resumes, 2);
+	CHECK_INT(builtin.last_call_code, 12);
+	CHECK_INT(prober.probes, 0);
+	check_free(c);
+	fake_fini(&builtin);
+}
+
+int main(void)
+{
+	base = event_base_new();
+	test_one_path();
+	test_probe_deadlines();
+	test_coalescing();
+	test_fallback();
+	test_builtin_fails();
+	test_cancel();
+	test_free_mid_check();
+	test_swap_between_checks();
+	test_sleep_and_call();
+	if (prober.timer)
+		event_free(prober.timer);
+	event_base_free(base);
+	return testing_result("check");
+}
