@@ -125,7 +125,7 @@ def _uses_valgrind(argv):
 class Proc:
     """A child process whose stdout and stderr go to files in the test dir."""
 
-    def __init__(self, argv, workdir, name, cwd=None, rlimits=None):
+    def __init__(self, argv, workdir, name, cwd=None, rlimits=None, env=None):
         self.argv = list(argv)
         self.name = name
         self.stdout_path = os.path.join(workdir, name + ".stdout")
@@ -136,7 +136,8 @@ class Proc:
         self.started = time.monotonic()
         self.popen = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=self._out,
-            stderr=self._err, cwd=cwd, preexec_fn=_preexec(rlimits))
+            stderr=self._err, cwd=cwd, preexec_fn=_preexec(rlimits),
+            env=dict(os.environ, **env) if env else None)
         self.pid = self.popen.pid
 
     def alive(self):
@@ -274,7 +275,7 @@ class Daemon(Proc):
     """livenessprobe, possibly under LP_WRAPPER, serving on host:port."""
 
     def __init__(self, args, workdir, name, port, host="127.0.0.1",
-                 wrap=True, cwd=None, rlimits=None):
+                 wrap=True, cwd=None, rlimits=None, env=None):
         self.port = port
         self.host = host
         self.wrapped = bool(WRAPPER) and wrap
@@ -289,7 +290,7 @@ class Daemon(Proc):
                 vg_log = os.path.join(workdir, name + ".valgrind.%p.log")
                 prefix.insert(1, "--log-file=" + vg_log)
             argv = prefix + argv
-        super().__init__(argv, workdir, name, cwd=cwd, rlimits=rlimits)
+        super().__init__(argv, workdir, name, cwd=cwd, rlimits=rlimits, env=env)
         self.valgrind_log = vg_log
 
     def port_open(self, host=None):
@@ -618,7 +619,7 @@ class LPTestCase(unittest.TestCase):
         return rc
 
     def start_daemon(self, *args, csi=None, port=None, wait=True, host="127.0.0.1",
-                     health_port_flag=True, wrap=True, cwd=None, rlimits=None):
+                     health_port_flag=True, wrap=True, cwd=None, rlimits=None, env=None):
         """Starts livenessprobe on a free port (--health-port) for csi (a path)."""
         port = free_port() if port is None else port
         argv = []
@@ -627,7 +628,7 @@ class LPTestCase(unittest.TestCase):
         if health_port_flag:
             argv.append("--health-port=%d" % port)
         argv += list(args)
-        d = Daemon(argv, self.tmp, self._name("lp"), port, host, wrap, cwd, rlimits)
+        d = Daemon(argv, self.tmp, self._name("lp"), port, host, wrap, cwd, rlimits, env)
         self._procs.append(d)
         if wait:
             d.wait_port()

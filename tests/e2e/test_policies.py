@@ -106,7 +106,7 @@ class PolicyCase(h.LPTestCase):
         text = text.split("\n", 2)[2].replace("@WHAT@", what).replace("@WRITE@", statement)
         return self.write(text, name + ".lua")
 
-    def policy_daemon(self, policy, *args, mock=None, mock_args=(), wait=True):
+    def policy_daemon(self, policy, *args, mock=None, mock_args=(), wait=True, env=None):
         """A daemon running policy, serving /healthz and /metrics on one port."""
         if mock is None:
             mock = self.start_mock(*mock_args)
@@ -114,7 +114,7 @@ class PolicyCase(h.LPTestCase):
         d = self.start_daemon("--http-endpoint=127.0.0.1:%d" % port,
                               "--policy=" + policy, *args, csi=mock.socket_path,
                               port=port, health_port_flag=False, cwd=self.tmp,
-                              wait=wait)
+                              wait=wait, env=env)
         return mock, d
 
     def metrics(self, d):
@@ -867,6 +867,100 @@ class WorkerTest(PolicyCase):
             self.assertLess(r.elapsed, 1.0 + h.scaled(LATE_MARGIN))
         self.assertEqual(mock.calls(), 1)
         self.assertEqual(len(self.fallbacks(d)), 1)
+
+    def test_respawn_never_stalls_the_loop(self):
+        # A worker killed for a runaway (a pattern inside C) is started
+        # again at once, and its policy takes ~0.6 s to load: meanwhile
+        # /metrics on its own listener answers promptly, and a check that
+        # waits for the loading worker still falls back by its deadline plus
+        # the worker's 250 ms grace.
+        loops = self.calibrated_loops(0.6)
+        path = self.write("local x = 0\n"
+                          "for i = 1, %d do x = x + i %% 7 end\n"
+                          "return { check = function(ctx)\n"
+                          "  local r = ctx.probe()\n"
+                          "  string.find((\"a\"):rep(150), \".-.-.-.-b\")\n"
+                          "  return r.ok, 'custom'\n"
+                          "end }\n" % loops)
+        mock = self.start_mock()
+        mport = h.free_port()
+        d = self.start_daemon("--policy=" + path, "--check-timeout=1s",
+                              "--policy-instruction-limit=100000000000",
+                              "--metrics-address=127.0.0.1:%d" % mport, csi=mock.socket_path)
+        stop = threading.Event()
+        slowest = [0.0, 0]
+
+        def scrape():
+            while not stop.is_set():
+                r = h.http_request(mport, path="/metrics")
+                self.assertEqual(r.status, 200)
+                slowest[0] = max(slowest[0], r.elapsed)
+                slowest[1] += 1
+                time.sleep(0.01)
+
+        t = threading.Thread(target=scrape, daemon=True)
+        t.start()
+        try:
+            answers = [d.request() for _ in range(3)]
+        finally:
+            stop.set()
+            t.join(10)
+        for r in answers:
+            self.assertHealthz(r, *HEALTHY)
+            self.assertLess(r.elapsed, 1.0 + 0.25 + h.scaled(0.1), r)
+        self.assertGreater(slowest[1], 50)
+        self.assertLess(slowest[0], h.scaled(0.05), "slowest /metrics answer while the "
+                        "worker restarted: %.3f s" % slowest[0])
+        self.assertEqual([kv["reason"] for kv in self.fallbacks(d)], ["timeout"] * 3)
+
+    def calibrated_loops(self, seconds):
+        """A loop count whose top-level loop takes about seconds to load here."""
+        loops = 1000000
+        for _ in range(6):
+            path = self.write("local x = 0\nfor i = 1, %d do x = x + i %% 7 end\n"
+                              "return { check = function(ctx) return true end }\n" % loops,
+                              "calibrate.lua")
+            start = time.monotonic()
+            rc, _, err = self.run_daemon("--check-policy=" + path,
+                                         "--policy-instruction-limit=100000000000")
+            took = time.monotonic() - start
+            self.assertEqual(rc, 0, err)
+            if took > seconds * 0.8:
+                break
+            loops = int(loops * seconds / max(took, 0.01))
+        # The whole load must stay under its own 1 s limit, with room to spare.
+        return int(loops * min(1.0, seconds / max(took, 0.01)))
+
+    def test_forbidden_call_kills_the_worker(self):
+        # A worker that calls what its seccomp filter forbids (open(2), as an
+        # escaped policy would; a test-only hook, nothing Lua can reach) is
+        # killed by the kernel: the check is answered by fallback at once,
+        # and the worker is started again.
+        path = self.write(versioned("custom"))
+        mock, d = self.policy_daemon(path, "--check-timeout=2s",
+                                     env={"LP_TEST_WORKER_FORBIDDEN_OPEN": "1"})
+        if d.wait_log("runs without its seccomp filter", 0.5):
+            self.skipTest("this build or kernel has no seccomp filter for the worker")
+        old = self.worker_pid(d)
+        r = d.request()
+        self.assertHealthz(r, *HEALTHY)  # the built-in policy's answer, not "custom"
+        self.assertLess(r.elapsed, h.scaled(0.5))
+        self.assertEqual([kv["reason"] for kv in self.fallbacks(d)], ["crash"])
+        deadline = time.monotonic() + h.scaled(3)
+        while time.monotonic() < deadline and h.child_pids(d.pid) in ([], [old]):
+            time.sleep(0.02)
+        self.assertNotEqual(self.worker_pid(d), old)
+        self.assertFalse(os.path.exists("/proc/%d" % old) and
+                         open("/proc/%d/stat" % old).read().split()[2] != "Z")
+
+    def test_worker_is_confined(self):
+        # Without the test hook the same worker runs its policy as usual.
+        path = self.write(versioned("custom"))
+        mock, d = self.policy_daemon(path)
+        self.assertHealthz(d.request(), 200, "custom")
+        if not d.wait_log("runs without its seccomp filter", 0.2):
+            with open("/proc/%d/status" % self.worker_pid(d)) as f:
+                self.assertIn("Seccomp:\t2", f.read())
 
     def test_shutdown_during_runaway(self):
         path = os.path.join(POLICIES, "pathological_pattern.lua")

@@ -41,6 +41,7 @@
 #include "fuzz_policy.h"
 #include "http.h"
 #include "metrics.h"
+#include "runner_local.h"
 
 /* Rounds of the loop per input, and quiet rounds before the client half-closes. */
 #define MAX_ROUNDS   256
@@ -55,6 +56,16 @@ static const char policy_source[] = "return { check = function(ctx)\n"
 static struct event_base *base;
 static struct policy *policy;
 static struct sockaddr_in server_addr;
+
+/* With --probe-timeout 0 no probe is ever sent; were one asked for, it could not start. */
+static struct csi_probe *no_probe(void *ctx, int64_t deadline_ns, csi_probe_cb cb, void *arg)
+{
+	return NULL;
+}
+
+static void no_cancel(struct csi_probe *probe)
+{
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -72,7 +83,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	/* Probes fail at once (no driver is asked); a check may take 10 s. */
 	struct check_options opts = {.probe_timeout_ns = 0, .check_timeout_ns = 10000000000LL};
-	struct check *check = check_new(base, NULL, policy, metrics, &opts);
+	struct check_prober prober = {.probe = no_probe, .cancel = no_cancel};
+	static const struct csi_driver driver = {.name = "fuzz", .vendor_version = ""};
+	struct runner *runner = runner_local_new(base, policy);
+	struct check *check =
+	        runner ? check_new(base, &prober, runner, metrics, &driver, &opts) : NULL;
 	struct http_routes routes = {.healthz = check,
 	                             .metrics = metrics,
 	                             .metrics_path = "/metrics",

@@ -240,7 +240,7 @@ static void fail(const char *what, const struct policy_step *got)
 	        "fuzz_policy_return: %s (got kind %d healthy %d status %d body_len %zu "
 	        "reason %s: %s)\n",
 	        what, got->kind, got->healthy, got->status, got->body_len,
-	        got->reason ? got->reason : "-", got->detail);
+	        stop_reason_label(got->reason), got->detail);
 	abort();
 }
 
@@ -250,7 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct policy_step step = {0}, want = {0};
 	decode(data, size, &vs);
 
-	run = policy_begin(policy, clock_now_ns() + 10000000000LL, &step);
+	struct policy_run *r = policy_begin(policy, clock_now_ns() + 10000000000LL, &step);
 	if (step.kind != POLICY_STEP_PROBE)
 		fail("the policy did not probe", &step);
 	lua_State *L = sandbox_state(policy->sb);
@@ -260,8 +260,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK)
 		fail("cannot build the values", &step);
 	int n = lua_gettop(L) - top;
-	lua_xmove(L, policy->co, n);
-	run(policy, n, &step);
+	lua_xmove(L, r->co, n);
+	run_lua(r, n, &step);
 
 	if (expected(&vs, &want)) {
 		if (step.kind != POLICY_STEP_DONE || step.healthy != want.healthy ||
@@ -269,10 +269,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    memcmp(step.body, want.body, want.body_len) != 0 ||
 		    step.body[step.body_len] != '\0')
 			fail("a valid return was not taken as it is", &step);
-	} else if (step.kind != POLICY_STEP_FAILED || strcmp(step.reason, "return") != 0) {
+	} else if (step.kind != POLICY_STEP_FAILED || step.reason != STOP_RETURN) {
 		fail("an invalid return was not refused", &step);
 	}
-	if (policy->co || lua_gettop(L) != top)
+	if (policy->runs || lua_gettop(L) != top)
 		fail("the check did not end cleanly", &step);
 	policy_step_clear(&step);
 	fuzz_policy_reset(policy);
