@@ -320,20 +320,70 @@ static void serve_healthz(struct http_server *s, struct evhttp_request *req)
 	}
 }
 
-/* True when the client's Accept-Encoding lists gzip (with a q other than 0). */
+/*
+ * The weight of one Accept-Encoding element, from its parameters (what
+ * follows the coding): 1 without "q", the q value (0 to 1, up to three
+ * decimals, RFC 7231 section 5.3.1), or -1 when the weight is malformed
+ * (the element is then ignored). Names are case-insensitive.
+ */
+static double coding_weight(const char *p, const char *end)
+{
+	double q = 1;
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ';'))
+			p++;
+		const char *name = p;
+		while (p < end && *p != '=' && *p != ';')
+			p++;
+		if (p == end || *p != '=') {
+			if (p > name)
+				return -1; /* a parameter without a value */
+			continue;
+		}
+		bool is_q = p - name == 1 && (*name == 'q' || *name == 'Q');
+		const char *v = ++p;
+		while (p < end && *p != ';' && *p != ' ' && *p != '\t')
+			p++;
+		if (!is_q)
+			continue;
+		size_t n = (size_t)(p - v);
+		size_t frac = n > 2 ? n - 2 : 0;
+		if (n == 0 || (v[0] != '0' && v[0] != '1') || (n > 1 && v[1] != '.') || frac > 3 ||
+		    strspn(v + (n > 1 ? 2 : 1), v[0] == '1' ? "0" : "0123456789") != frac)
+			return -1;
+		q = strtod(v, NULL);
+	}
+	return q;
+}
+
+/*
+ * Whether the request's Accept-Encoding headers (all of them: they add up)
+ * let the answer be gzipped, as HTTP says (RFC 7231 section 5.3.4):
+ * "gzip" (or "x-gzip") with a weight above 0; or, gzip not named, "*" with
+ * a weight above 0. Codings are case-insensitive; "gzip;q=0" refuses it.
+ */
 static bool accepts_gzip(struct evhttp_request *req)
 {
-	const char *ae =
-	        evhttp_find_header(evhttp_request_get_input_headers(req), "Accept-Encoding");
-	for (const char *p = ae; p && (p = strstr(p, "gzip")) != NULL; p += 4) {
-		const char *q = p + 4;
-		while (*q == ' ')
-			q++;
-		if (strncmp(q, ";q=0", 4) == 0 && strspn(q + 4, ".0") == strcspn(q + 4, ", "))
-			continue; /* "gzip;q=0" refuses it */
-		return true;
+	double gzip = -1, any = -1; /* -1: not named */
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+	{
+		if (evutil_ascii_strcasecmp(kv->key, "Accept-Encoding") != 0)
+			continue;
+		for (const char *e = kv->value; *e;) {
+			const char *end = e + strcspn(e, ",");
+			const char *c = e + strspn(e, " \t");
+			size_t n = strcspn(c, " \t;,");
+			double q = coding_weight(c + n, end);
+			if (q >= 0 && ((n == 4 && evutil_ascii_strncasecmp(c, "gzip", 4) == 0) ||
+			               (n == 6 && evutil_ascii_strncasecmp(c, "x-gzip", 6) == 0)))
+				gzip = gzip < 0 || q > gzip ? q : gzip;
+			else if (q >= 0 && n == 1 && *c == '*')
+				any = any < 0 || q > any ? q : any;
+			e = *end ? end + 1 : end;
+		}
 	}
-	return false;
+	return gzip >= 0 ? gzip > 0 : any > 0;
 }
 
 /* Gzips text into a malloc'd buffer; NULL on failure (then send it plain). */

@@ -384,6 +384,24 @@ class StrictHeadersTest(h.LPTestCase):
         self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), out)
 
 
+class AcceptEncodingTest(h.LPTestCase):
+    """Accept-Encoding read as HTTP says: case-insensitive, q=0 refuses."""
+
+    def test_gzip_negotiation(self):
+        mock = self.start_mock()
+        port = h.free_port()
+        d = self.start_daemon("--http-endpoint=127.0.0.1:%d" % port, csi=mock.socket_path,
+                              port=port, health_port_flag=False)
+        for value, gzipped in (("GZIP", True), ("x-gzip", True), ("*", True),
+                               ("gzip ; q=0.5", True), ("gzip;q=0.000", False),
+                               ("gzip;Q=0", False), ("*;q=1, gzip;q=0", False),
+                               ("nogzip", False)):
+            with self.subTest(value=value):
+                r = d.request(path="/metrics", headers=[("Accept-Encoding", value)])
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.header("Content-Encoding") == "gzip", gzipped, r)
+
+
 class PolicyDirectoryRecreatedTest(PolicyCase):
     """A policy directory deleted and made again is watched again."""
 

@@ -3,9 +3,10 @@
  * which decides whether a request is redirected (UPSTREAM.md §3.2): a path
  * is served only when it equals its cleaned form, else 301 to the cleaned
  * form. So "//healthz" must clean to "/healthz", and "/healthz/" must stay
- * as it is (then 404, not a redirect).
+ * as it is (then 404, not a redirect). Also Accept-Encoding as HTTP reads
+ * it (when /metrics is gzipped) and the Location of a redirect.
  */
-#include "http.h"
+#include "../../src/http.c" /* the statics: accepts_gzip */
 #include "testing.h"
 
 static void check_clean(const char *path, const char *want)
@@ -101,8 +102,72 @@ static void test_long(void)
 	CHECK_STR(out, want);
 }
 
+/* Whether Accept-Encoding headers (given as NULL-terminated values) allow gzip. */
+static bool gzip_for(const char *const *values)
+{
+	struct evhttp_request *req = evhttp_request_new(NULL, NULL);
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	for (; *values; values++)
+		evhttp_add_header(h, "Accept-Encoding", *values);
+	bool yes = accepts_gzip(req);
+	evhttp_request_free(req);
+	return yes;
+}
+
+static void check_gzip(const char *value, bool want)
+{
+	const char *values[] = {value, NULL};
+	if (gzip_for(values) != want)
+		fprintf(stderr, "Accept-Encoding: %s\n", value);
+	CHECK_INT(gzip_for(values), want);
+}
+
+static void test_accept_encoding(void)
+{
+	check_gzip("gzip", true);
+	check_gzip("GZIP", true);
+	check_gzip("gzip, deflate, br", true);
+	check_gzip("deflate;q=0.5, gzip;q=0.8", true);
+	check_gzip("gzip ; q=0.001", true);
+	check_gzip("gzip;Q=1.000", true);
+	check_gzip("x-gzip", true);
+	check_gzip("*", true);
+	check_gzip("gzip;q=0", false);
+	check_gzip("gzip;q=0.000", false);
+	check_gzip("GZIP; Q=0", false);
+	check_gzip("*;q=1, gzip;q=0", false); /* named beats the wildcard */
+	check_gzip("identity", false);
+	check_gzip("deflate", false);
+	check_gzip("nogzip, gzipx", false);
+	check_gzip("gzip;q=abc", false); /* a malformed weight: the element is ignored */
+	check_gzip("gzip;q=1.5", false);
+	check_gzip("*;q=0", false);
+	check_gzip("", false);
+	const char *none[] = {NULL};
+	CHECK(!gzip_for(none));
+	/* Several headers add up. */
+	const char *two[] = {"deflate", "gzip", NULL};
+	CHECK(gzip_for(two));
+}
+
+/* A redirect's Location is the cleaned path escaped as Go escapes it. */
+static void test_redirect_location(void)
+{
+	char *l = redirect_location("/\\evil.example/", NULL);
+	CHECK_STR(l, "/%5Cevil.example/");
+	free(l);
+	l = redirect_location("/healthz\nX:1", "a=1&b=\xc3\xa9");
+	CHECK_STR(l, "/healthz%0AX:1?a=1&b=%C3%A9");
+	free(l);
+	l = redirect_location("/a b/?#\"", "");
+	CHECK_STR(l, "/a%20b/%3F%23%22?");
+	free(l);
+}
+
 int main(void)
 {
+	test_accept_encoding();
+	test_redirect_location();
 	test_canonical();
 	test_dots_and_slashes();
 	test_trailing_slash();
