@@ -28,6 +28,7 @@
 #include "csi.h"
 #include "grpc_status.h"
 #include "log.h"
+#include "utf8.h"
 
 #define HISTORY_MAX 16
 /* A verdict computed right after a probe that ended at the deadline is fine. */
@@ -293,7 +294,10 @@ static void step_fail(struct policy_step *step, enum stop_reason reason, const c
 	policy_step_clear(step);
 	step->kind = POLICY_STEP_FAILED;
 	step->reason = reason;
-	snprintf(step->detail, sizeof(step->detail), "%s%s", detail, traceback ? traceback : "");
+	/* Cut, where it must be, between two characters. */
+	size_t n = utf8_copy(step->detail, sizeof(step->detail), detail, strlen(detail));
+	if (traceback)
+		utf8_copy(step->detail + n, sizeof(step->detail) - n, traceback, strlen(traceback));
 }
 
 /* pcall'd: 1 = policy, 2 = run. Moves the run's results into history, keeping the last HISTORY_MAX.

@@ -19,6 +19,7 @@
 #include "duration.h"
 #include "file_read.h"
 #include "grpc_status.h"
+#include "utf8.h"
 #include "worker.h" /* WORKER_GRACE_NS */
 
 /* A load stuck inside C (no hook stops it) ends the process after this. */
@@ -147,8 +148,10 @@ static int run_case(struct policy *p, const struct verify_case *c, int64_t probe
 		fprintf(out, "reached the check deadline: the built-in policy answers");
 	} else {
 		fprintf(out, "FAILS (%s)", stop_reason_label(st.reason));
-		snprintf(detail, len, "%s%s", st.detail,
-		         st.reason == STOP_TIMEOUT ? " (and it never probed)" : "");
+		static const char never[] = " (and it never probed)";
+		size_t n = utf8_copy(detail, len, st.detail, strlen(st.detail));
+		if (st.reason == STOP_TIMEOUT)
+			utf8_copy(detail + n, len - n, never, sizeof(never) - 1);
 		rc = 1;
 	}
 	fputc('\n', out);
