@@ -82,6 +82,18 @@ def scaled(seconds):
     return seconds * TIME_SCALE
 
 
+def wait_until(predicate, timeout, interval=0.01):
+    """Polls predicate() until it is true; False if it is not within
+    scaled(timeout) seconds. For waits on a condition instead of a sleep."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 

@@ -92,9 +92,10 @@ class SocketReplacedTest(h.LPTestCase):
 
     def test_restart_after_sigkill(self):
         # The stale socket file stays; the new driver replaces it, usually
-        # with the same inode number. Then only gRPC's reconnect backoff
-        # (up to 1 s + 20 % jitter) finds it: this can fail now and then
-        # until test_restart_after_sigkill_is_found_at_once passes.
+        # with the same inode number. The daemon tells a replaced socket by
+        # its inode and its change time (ctime), so it finds the new driver
+        # at once, not after gRPC's reconnect backoff (up to 1 s + 20 %
+        # jitter): no timing luck involved.
         self.restart("sigkill", 1.5, rounds=1)
 
     def test_restart_after_sigkill_is_found_at_once(self):
@@ -220,7 +221,9 @@ class NoGrowthTest(h.LPTestCase):
         down_threads = d.threads()
         for _ in range(20):
             self.assertHealthz(d.request(), 500, h.CONNECT_FAIL_BODY)
-        time.sleep(1.0)  # background reconnect attempts continue meanwhile
+        # Not a barrier: a second of background reconnect attempts (one a
+        # second at the backoff cap) that must not add fds or threads.
+        time.sleep(1.0)
         self.assertLessEqual(abs(d.fd_count() - down_fds), 2,
                              "fds %d → %d" % (down_fds, d.fd_count()))
         self.assertLessEqual(d.fd_count(), base_fds + 2)

@@ -110,8 +110,9 @@ class RetryTransientTest(ExampleCase):
         result = {}
         t = threading.Thread(target=lambda: result.setdefault("r", d.request()))
         t.start()
-        time.sleep(0.4)
-        mock = self.start_mock(path=mock.socket_path)  # back ~0.4 s into the check
+        # Back once the check has failed a first time and is retrying.
+        self.assertTrue(d.wait_log("retrying in 0.2s", h.scaled(5.0)), d.stderr())
+        mock = self.start_mock(path=mock.socket_path)
         t.join(10)
         r = result["r"]
         self.assertHealthz(r, 200, "ok")

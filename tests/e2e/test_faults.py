@@ -207,7 +207,11 @@ class FaultMatrixTest(h.LPTestCase):
         d_absent = self.start_daemon(csi=absent_path, wait=False)
         d_hang = self.start_daemon(csi=hang_mock.socket_path, wait=False)
         self.assertTrue(hang_mock.wait_calls(1, "GetPluginInfo", h.scaled(2.0)))
-        # After start-up settled: the fds a retrying daemon holds.
+        self.assertTrue(d_absent.wait_log("Calling CSI driver", h.STARTUP_TIMEOUT),
+                        d_absent.stderr())
+        # After start-up settled: the fds a retrying daemon holds, once its
+        # reconnect backoff (from 100 ms, 1.6 times longer each) is at its
+        # 1 s cap. Wall time of the daemon's timers, not a barrier.
         time.sleep(1.5)
         fds_absent = self.stable_fds(d_absent, quiet=0.3)
         fds_hang = self.stable_fds(d_hang)
@@ -635,7 +639,7 @@ return driver
         for i in range(trickle):
             for c in conns:
                 c.send(wire[i:i + 1])
-            time.sleep(1.0)
+            time.sleep(1.0)  # the scenario: one byte a second
         # Kept open (recv would return b"" had the server closed them).
         for c in conns:
             c.sock.setblocking(False)

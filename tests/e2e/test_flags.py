@@ -283,7 +283,7 @@ class ConflictTest(h.LPTestCase):
         # Nothing was touched: no call reached the driver, nothing listened.
         self.assertNotIn("Calling CSI driver", err)
         self.assertNotIn("ServeMux listening", err)
-        time.sleep(0.1)  # a call would be printed by now
+        time.sleep(h.scaled(0.1))  # a call would be printed by now
         self.assertEqual([l for l in mock.stdout().splitlines()
                           if l.startswith("call ")], [])
         self.assertLess(time.monotonic() - start, h.STARTUP_TIMEOUT)

@@ -218,7 +218,7 @@ class RoutingTest(h.LPTestCase):
         return r
 
     def assertNoProbe(self, before):
-        time.sleep(0.05)
+        time.sleep(h.scaled(0.05))  # room for a Probe that must not come
         self.assertEqual(self.mock.calls(), before)
 
     def test_every_method_probes(self):

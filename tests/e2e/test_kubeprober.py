@@ -258,7 +258,7 @@ class WorkerTest(_ServerMixin, unittest.TestCase):
                                      h.scaled(2.0)))
         p.stop()
         n = len(p.snapshot()[0])
-        time.sleep(0.2)
+        time.sleep(h.scaled(0.2))  # room for a probe that must not come
         self.assertEqual(len(p.snapshot()[0]), n)
 
 

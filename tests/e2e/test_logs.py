@@ -10,19 +10,22 @@ import time
 import lpharness as h
 
 
-class TextLogTest(h.LPTestCase):
+def new_lines(d, since, want=1):
+    """stderr lines written after the first `since` lines, once there are
+    want of them and a moment more for any extra line (that must not come)."""
+    h.wait_until(lambda: len(d.log_lines()) - since >= want, 5.0)
+    time.sleep(h.scaled(0.05))
+    return d.log_lines()[since:]
 
-    def new_lines(self, d, since):
-        """stderr lines written after the first `since` lines."""
-        time.sleep(0.05)  # lines are written before the reply, but be safe
-        return d.log_lines()[since:]
+
+class TextLogTest(h.LPTestCase):
 
     def test_healthy_probe_logs_nothing_at_default_v(self):
         mock, d = self.healthy_daemon()
         before = d.stderr()
         for _ in range(5):
             self.assertHealthz(d.request(), 200, "ok")
-        time.sleep(0.1)
+        time.sleep(h.scaled(0.1))  # room for a line that must not come
         self.assertEqual(d.stderr(), before)
         self.assertEqual(d.stdout(), "")
 
@@ -31,7 +34,7 @@ class TextLogTest(h.LPTestCase):
         before = d.stderr()
         for _ in range(3):
             self.assertHealthz(d.request(), 200, "ok")
-        time.sleep(0.1)
+        time.sleep(h.scaled(0.1))  # room for a line that must not come
         self.assertEqual(d.stderr(), before)
 
     def assertOneErrorPerProbe(self, d, n, message, kv):
@@ -39,7 +42,7 @@ class TextLogTest(h.LPTestCase):
         since = len(d.log_lines())
         for _ in range(n):
             self.assertEqual(d.request().status, 500)
-        lines = self.new_lines(d, since)
+        lines = new_lines(d, since, n)
         self.assertEqual(len(lines), n, lines)
         for line in lines:
             parsed = h.parse_klog(line)
@@ -89,7 +92,7 @@ class TextLogTest(h.LPTestCase):
         mock, d = self.healthy_daemon("-v=5", mock_args=["--name=five.csi.example.org"])
         since = len(d.log_lines())
         self.assertHealthz(d.request(), 200, "ok")
-        lines = [h.parse_klog(l) for l in self.new_lines(d, since)]
+        lines = [h.parse_klog(l) for l in new_lines(d, since, 2)]
         self.assertNotIn(None, lines)
         self.assertIn(("I", "Sending probe request to CSI driver",
                        {"driver": "five.csi.example.org"}), lines)
@@ -104,7 +107,7 @@ class TextLogTest(h.LPTestCase):
         mock, d = self.healthy_daemon("-v=5", mock_args=["--probe-code=Internal"])
         since = len(d.log_lines())
         self.assertEqual(d.request().status, 500)
-        lines = [h.parse_klog(l) for l in self.new_lines(d, since)]
+        lines = [h.parse_klog(l) for l in new_lines(d, since, 2)]
         errors = [l for l in lines if l[0] == "E"]
         self.assertEqual(errors, [("E", "Health check failed",
                                    {"err": "rpc error: code = Internal desc = "})])
@@ -185,8 +188,7 @@ class JsonLogTest(h.LPTestCase):
         since = len(d.log_lines())
         for _ in range(3):
             self.assertEqual(d.request().status, 500)
-        time.sleep(0.05)
-        new = [json.loads(l) for l in d.log_lines()[since:]]
+        new = [json.loads(l) for l in new_lines(d, since, 3)]
         self.assertEqual(len(new), 3, new)
         for r in new:
             self.assertEqual(r["msg"], "Health check failed")
@@ -197,15 +199,14 @@ class JsonLogTest(h.LPTestCase):
         mock, d = self.healthy_daemon("--logging-format=json")
         before = d.stderr()
         self.assertHealthz(d.request(), 200, "ok")
-        time.sleep(0.05)
+        time.sleep(h.scaled(0.05))  # room for a line that must not come
         self.assertEqual(d.stderr(), before)
 
     def test_json_v5(self):
         mock, d = self.healthy_daemon("--logging-format=json", "-v=5")
         since = len(d.log_lines())
         self.assertHealthz(d.request(), 200, "ok")
-        time.sleep(0.05)
-        new = [json.loads(l) for l in d.log_lines()[since:]]
+        new = [json.loads(l) for l in new_lines(d, since, 2)]
         msgs = [(r["msg"], r.get("v")) for r in new]
         self.assertIn(("Sending probe request to CSI driver", 5), msgs)
         self.assertIn(("Health check succeeded", 5), msgs)

@@ -938,7 +938,9 @@ class LogFieldsTest(MetricsCase):
                                                  "--probe-message=plugin not healthy"])
         for _ in range(2):
             self.assertEqual(d.request().status, 500)
-        time.sleep(0.05)
+        # Both error lines (written before the answers, but be sure).
+        self.assertTrue(h.wait_until(
+            lambda: d.stderr().count('"msg":"Health check failed"') >= 2, 5.0))
         after = time.time() * 1000
         lines = d.log_lines()
         self.assertGreaterEqual(len(lines), 5)
@@ -978,7 +980,9 @@ class LogFieldsTest(MetricsCase):
         mock, d = self.healthy_daemon("--logging-format=json", "-v=5")
         since = len(d.log_lines())
         self.assertHealthz(d.request(), 200, "ok")
-        time.sleep(0.05)
+        # The check's last line (written before the answer, but be sure).
+        self.assertTrue(h.wait_until(
+            lambda: '"msg":"Health check succeeded"' in d.stderr(), 5.0))
         recs = [json.loads(l) for l in d.log_lines()[since:]]
         self.assertTrue(recs)
         for rec in recs:
@@ -991,7 +995,8 @@ class LogFieldsTest(MetricsCase):
                                       mock_args=["--probe-code=FailedPrecondition",
                                                  "--probe-message=plugin not healthy"])
         self.assertEqual(d.request().status, 500)
-        time.sleep(0.05)
+        # The error line (written before the answer, but be sure).
+        self.assertIsNotNone(d.wait_log('"Health check failed"', h.scaled(5.0)))
         parsed = []
         for line in d.log_lines():
             m = h.KLOG_RE.match(line)

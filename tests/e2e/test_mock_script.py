@@ -88,7 +88,7 @@ class AnswerFields(ScriptCase):
             self.assertIsNotNone(m, r.text())
             self.assertEqual(int(m.group(1)), n)
             seen.append(float(m.group(2)))
-            time.sleep(0.2)
+            time.sleep(0.2)  # not a barrier: the elapsed the driver sees grows by this
         self.assertGreater(seen[0], 0)
         self.assertGreaterEqual(seen[2] - seen[0], 0.4)
         self.assertLess(seen[2] - seen[0], h.scaled(2.0))

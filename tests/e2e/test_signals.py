@@ -9,6 +9,51 @@ import time
 
 import lpharness as h
 
+# TCP states as /proc/net/tcp shows them (include/net/tcp_states.h).
+TCP_ESTABLISHED = 0x01
+TCP_CLOSE_WAIT = 0x08
+
+
+def daemon_end(d, client_port):
+    """(state, unread bytes) of d's end of the TCP connection from
+    client_port, as /proc/net/tcp shows it; None once that end is gone."""
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if (int(fields[1].rsplit(":", 1)[1], 16) == d.port
+                    and int(fields[2].rsplit(":", 1)[1], 16) == client_port):
+                return int(fields[3], 16), int(fields[4].split(":")[1], 16)
+    return None
+
+
+def requests_read(d, conns):
+    """True once d has read all that was sent on conns (none left unread)."""
+    return all(daemon_end(d, c.sock.getsockname()[1]) == (TCP_ESTABLISHED, 0)
+               for c in conns)
+
+
+def closed_by_daemon(d, client_ports):
+    """True once d has closed its ends of the connections from client_ports."""
+    for port in client_ports:
+        end = daemon_end(d, port)
+        if end is not None and end[0] in (TCP_ESTABLISHED, TCP_CLOSE_WAIT):
+            return False
+    return True
+
+
+def signal_pending(d, sig):
+    """True while sig, sent to d, is neither delivered nor discarded."""
+    try:
+        mask = int(d.proc_status()["ShdPnd"], 16)
+    except (OSError, KeyError):
+        return False
+    return bool(mask >> (sig - 1) & 1)
+
 
 class ShutdownTest(h.LPTestCase):
 
@@ -35,7 +80,9 @@ class ShutdownTest(h.LPTestCase):
                 # Wait until it is surely past flag parsing and start-up.
                 self.assertIsNotNone(
                     d.wait_log("Calling CSI driver", h.STARTUP_TIMEOUT), d.stderr())
-                time.sleep(0.3)
+                # A few reconnect attempts (backoff from 100 ms): waiting, not
+                # starting; and still alive meanwhile.
+                time.sleep(h.scaled(0.3))
                 self.assertTrue(d.alive())
                 self.assertCleanExit(d, sig)
 
@@ -43,7 +90,7 @@ class ShutdownTest(h.LPTestCase):
         mock = self.start_mock("--info-hang")
         d = self.start_daemon(csi=mock.socket_path, wait=False)
         self.assertTrue(mock.wait_calls(1, "GetPluginInfo", h.STARTUP_TIMEOUT))
-        time.sleep(0.2)
+        time.sleep(h.scaled(0.2))  # it keeps waiting: no exit of its own
         self.assertTrue(d.alive())
         self.assertCleanExit(d, signal.SIGTERM)
 
@@ -58,7 +105,8 @@ class ShutdownTest(h.LPTestCase):
                     self.addCleanup(c.close)
                     c.send(c.build())
                 self.assertTrue(mock.wait_calls(1, timeout=h.scaled(2.0)))
-                time.sleep(0.2)
+                # All three are parked: the daemon has read them.
+                self.assertTrue(h.wait_until(lambda: requests_read(d, conns), 5.0))
                 start = time.monotonic()
                 self.assertCleanExit(d, sig)
                 # Each parked request got an answer or a closed connection.
@@ -91,7 +139,8 @@ class IgnoredSignalsTest(h.LPTestCase):
         for sig in (signal.SIGPIPE, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
             with self.subTest(sig=sig.name):
                 d.signal(sig)
-                time.sleep(0.2)
+                # Once delivered (or discarded) its effect, if any, has happened.
+                self.assertTrue(h.wait_until(lambda: not signal_pending(d, sig), 5.0))
                 self.assertTrue(d.alive(), "%s ended it: %s" % (sig.name, d.stderr()))
                 self.assertHealthz(d.request(), 200, "ok")
         self.assertEqual(d.stdout(), "")
@@ -107,7 +156,8 @@ class IgnoredSignalsTest(h.LPTestCase):
 
         t = threading.Thread(target=ask)
         t.start()
-        time.sleep(0.1)
+        # Parked: the Probe (300 ms) is at the driver.
+        self.assertTrue(mock.wait_calls(1, timeout=h.scaled(2.0)))
         for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE):
             d.signal(sig)
         t.join(h.scaled(5.0))
@@ -124,7 +174,9 @@ class ClientGoneTest(h.LPTestCase):
         c.send(c.build())
         c.close()
         self.assertTrue(mock.wait_calls(1, timeout=h.scaled(2.0)))
-        time.sleep(0.6)  # past the deadline of the abandoned check
+        # The abandoned check is over (its line is logged before it ends).
+        self.assertIsNotNone(d.wait_log("Health check failed", h.scaled(5.0)),
+                             d.stderr())
         self.assertTrue(d.alive())
         r = d.request()
         self.assertHealthz(r, 500, h.DEADLINE_BODY)
@@ -144,7 +196,9 @@ class ClientGoneTest(h.LPTestCase):
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
         c.close()
-        time.sleep(0.7)
+        # The check they were parked on is over (logged before it ends).
+        self.assertIsNotNone(d.wait_log("Health check failed", h.scaled(5.0)),
+                             d.stderr())
         self.assertTrue(d.alive())
         self.assertHealthz(d.request(), 500, h.DEADLINE_BODY)
 
@@ -158,7 +212,9 @@ class ClientGoneTest(h.LPTestCase):
         start = time.monotonic()
         a.send(a.build())
         b.send(b.build())
-        time.sleep(0.1)
+        # Both parked on the check before A leaves.
+        self.assertTrue(mock.wait_calls(1, timeout=h.scaled(2.0)))
+        self.assertTrue(h.wait_until(lambda: requests_read(d, [a, b]), 5.0))
         a.close()
         r = b.read_response(start=start)
         self.assertHealthz(r, 500, h.DEADLINE_BODY)
@@ -167,13 +223,15 @@ class ClientGoneTest(h.LPTestCase):
 
     def test_client_disconnects_then_driver_answers(self):
         # The check finishes after its only waiter left: nothing to answer.
-        mock, d = self.healthy_daemon("--probe-timeout=1s",
+        # -v=5: the end of a healthy check shows in the log.
+        mock, d = self.healthy_daemon("--probe-timeout=1s", "-v=5",
                                       mock_args=["--probe-delay=300ms"])
         c = h.HTTPConn(d.port)
         c.send(c.build())
-        time.sleep(0.1)
+        self.assertTrue(mock.wait_calls(1, timeout=h.scaled(2.0)))
         c.close()
-        time.sleep(0.4)
+        self.assertIsNotNone(d.wait_log("Health check succeeded", h.scaled(5.0)),
+                             d.stderr())
         self.assertTrue(d.alive())
         self.assertHealthz(d.request(), 200, "ok")
         self.assertEqual(mock.calls(), 2)
@@ -185,9 +243,13 @@ class ClientGoneTest(h.LPTestCase):
                                       mock_args=["--probe-hang"])
         c = h.HTTPConn(d.port)
         c.send(c.build() + c.build("GET", "/healthz?2") + c.build("GET", "/x"))
-        time.sleep(0.1)
+        self.assertTrue(mock.wait_calls(1, timeout=h.scaled(2.0)))
+        self.assertTrue(h.wait_until(lambda: requests_read(d, [c]), 5.0))
         c.close()
-        time.sleep(0.6)
+        # The check is over, its waiters gone (its line comes just before
+        # it answers them).
+        self.assertIsNotNone(d.wait_log("Health check failed", h.scaled(5.0)),
+                             d.stderr())
         self.assertTrue(d.alive())
         # And pipelined requests that stay are all answered, in order.
         c = h.HTTPConn(d.port, timeout=h.scaled(5.0))
@@ -201,11 +263,14 @@ class ClientGoneTest(h.LPTestCase):
     def test_half_sent_request(self):
         # A client that sends half a request line and leaves.
         mock, d = self.healthy_daemon()
+        ports = []
         for chunk in (b"GET /heal", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"):
             c = h.HTTPConn(d.port)
+            ports.append(c.sock.getsockname()[1])
             c.send(chunk)
             c.close()
-        time.sleep(0.1)
+        # The daemon noticed both leave and closed its ends.
+        self.assertTrue(h.wait_until(lambda: closed_by_daemon(d, ports), 5.0))
         self.assertTrue(d.alive())
         self.assertHealthz(d.request(), 200, "ok")
         self.assertEqual(mock.calls(), 1)

@@ -59,8 +59,10 @@ class AbsentDriverTest(h.LPTestCase):
         path = self.sock_path()
         start = time.monotonic()
         d = self.start_daemon(csi=path, wait=False)
-        # No TCP listener and still alive while the driver is absent.
-        time.sleep(1.0)
+        # No TCP listener and still alive while the driver is absent (once
+        # past start-up: waiting for it).
+        self.assertIsNotNone(d.wait_log("Calling CSI driver", h.STARTUP_TIMEOUT),
+                             d.stderr())
         self.assertTrue(d.alive(), d.stderr())
         self.assertFalse(d.port_open())
         # "Still connecting" every 10 s: the first one within ~11 s.
@@ -91,7 +93,11 @@ class AbsentDriverTest(h.LPTestCase):
         # A socket that accepts and hangs up at once: every attempt is seen.
         path = self.sock_path()
         d = self.start_daemon(csi=path, wait=False)
-        time.sleep(1.5)  # let the backoff reach its 1 s cap
+        # Connecting (past start-up), then wall time for the backoff to
+        # reach its 1 s cap (100 ms, 1.6 times longer each).
+        self.assertIsNotNone(d.wait_log("Calling CSI driver", h.STARTUP_TIMEOUT),
+                             d.stderr())
+        time.sleep(1.5)
         ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.addCleanup(ls.close)
         ls.bind(path)
@@ -120,7 +126,9 @@ class AbsentDriverTest(h.LPTestCase):
         ls.bind(path)
         ls.listen(64)
         d = self.start_daemon(csi=path, wait=False)
-        time.sleep(2.0)
+        self.assertIsNotNone(d.wait_log("Calling CSI driver", h.STARTUP_TIMEOUT),
+                             d.stderr())
+        time.sleep(h.scaled(2.0))  # room for a name or a listener that must not come
         self.assertTrue(d.alive(), d.stderr())
         self.assertFalse(d.port_open())
         self.assertNotIn("CSI driver name", d.stderr())
@@ -171,7 +179,10 @@ class PluginInfoTest(h.LPTestCase):
         start = time.monotonic()
         d = self.start_daemon("--probe-timeout=500ms", csi=mock.socket_path,
                               wait=False)
-        time.sleep(1.5)
+        # Past a 500 ms deadline on the call, had it one, and well before
+        # its 2 s answer: still waiting, not listening.
+        self.assertTrue(mock.wait_calls(1, "GetPluginInfo", h.STARTUP_TIMEOUT))
+        time.sleep(1.0)
         self.assertTrue(d.alive(), d.stderr())
         self.assertFalse(d.port_open())
         d.wait_port()
