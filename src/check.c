@@ -8,6 +8,11 @@
  * probe), or, if the policy made no probe, one probe with the probe
  * timeout. The same path serves the built-in policy, a custom policy in
  * its worker, and the fallback: only the runner differs.
+ *
+ * Whatever a runner does, a run ends by its deadline plus HARD_GRACE_NS:
+ * then the check abandons it and falls back ("timeout"). Runners stop
+ * their own runaways earlier (the worker's watchdog, the sandbox's hook);
+ * this bounds the rest, such as a step that never comes.
  */
 #include "check.h"
 
@@ -21,6 +26,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "runner.h"
+
+/* Behind the worker's watchdog (WORKER_GRACE_NS), which names the cause better. */
+#define HARD_GRACE_NS 400000000LL
 
 static const char shutting_down[] = "livenessprobe is shutting down";
 static const char policy_failure[] = "policy failure";
@@ -52,6 +60,7 @@ struct check {
 	bool have_last;
 
 	struct event *sleep_timer;
+	struct event *hard_timer;   /* the run's deadline plus HARD_GRACE_NS */
 	struct event *start_failed; /* a run that could not even begin, answered from the loop */
 };
 
@@ -83,6 +92,7 @@ static void answer(struct check *c, bool healthy, int status, const char *body, 
 	c->waiters = NULL;
 	c->running = false;
 	c->run = NULL;
+	event_del(c->hard_timer);
 	metrics_count_check(c->metrics, healthy);
 	if (c->run_runner)
 		metrics_set_policy_memory(c->metrics, runner_memory(c->runner));
@@ -101,9 +111,23 @@ static void begin_run(struct check *c, struct runner *r)
 {
 	runner_unref(c->run_runner);
 	c->run_runner = runner_ref(r);
+	struct timeval tv = clock_timeval(clock_left(clock_add(c->deadline_ns, HARD_GRACE_NS)));
+	evtimer_add(c->hard_timer, &tv);
 	c->run = runner_begin(r, c->deadline_ns, on_step, c);
 	if (!c->run)
 		event_active(c->start_failed, EV_TIMEOUT, 0);
+}
+
+/* Ends the run in flight where it stands: no step of it may arrive any more. */
+static void stop_run(struct check *c)
+{
+	if (c->probe)
+		c->prober.cancel(c->probe);
+	c->probe = NULL;
+	event_del(c->sleep_timer);
+	event_del(c->start_failed);
+	runner_abandon(c->run);
+	c->run = NULL;
 }
 
 static void fallback(struct check *c, enum stop_reason reason, const char *detail)
@@ -121,6 +145,13 @@ static void fallback(struct check *c, enum stop_reason reason, const char *detai
 	if (!c->have_last) /* no probe yet: one probe with the full probe timeout, from now */
 		c->deadline_ns = clock_deadline(c->options.probe_timeout_ns);
 	begin_run(c, c->builtin);
+}
+
+static void on_hard_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct check *c = arg;
+	stop_run(c);
+	fallback(c, STOP_TIMEOUT, "the policy did not finish by the check deadline");
 }
 
 static void on_start_failed(evutil_socket_t fd, short what, void *arg)
@@ -148,8 +179,7 @@ static void do_probe(struct check *c, double seconds)
 	/* A timeout past the check's end (even math.huge) is capped by the check deadline. */
 	int64_t timeout = c->options.probe_timeout_ns;
 	if (seconds > 0)
-		timeout = seconds * 1e9 < (double)(c->deadline_ns - now) ? (int64_t)(seconds * 1e9)
-		                                                         : c->deadline_ns - now;
+		timeout = clock_ns_of_seconds(seconds);
 	int64_t deadline = clock_add(now, timeout);
 	if (deadline > c->deadline_ns)
 		deadline = c->deadline_ns;
@@ -188,7 +218,9 @@ static void on_step(const struct runner_step *s, void *arg)
 		break;
 	}
 	case RUNNER_STEP_SLEEP: {
-		struct timeval tv = clock_timeval((int64_t)(s->seconds * 1e9));
+		/* Policies never sleep past the deadline (policy.c); the hard timer bounds the
+		 * rest. */
+		struct timeval tv = clock_timeval(clock_ns_of_seconds(s->seconds));
 		evtimer_add(c->sleep_timer, &tv);
 		break;
 	}
@@ -218,8 +250,9 @@ struct check *check_new(struct event_base *base, const struct check_prober *prob
 	c->driver = driver;
 	c->options = *options;
 	c->sleep_timer = evtimer_new(base, on_sleep_done, c);
+	c->hard_timer = evtimer_new(base, on_hard_deadline, c);
 	c->start_failed = event_new(base, -1, 0, on_start_failed, c);
-	if (!c->sleep_timer || !c->start_failed) {
+	if (!c->sleep_timer || !c->hard_timer || !c->start_failed) {
 		check_free(c);
 		return NULL;
 	}
@@ -271,11 +304,8 @@ void check_free(struct check *c)
 {
 	if (!c)
 		return;
-	if (c->probe)
-		c->prober.cancel(c->probe);
-	c->probe = NULL;
-	runner_abandon(c->run);
-	c->run = NULL;
+	if (c->run || c->probe) /* a run exists only in a check built whole */
+		stop_run(c);
 	if (c->waiters)
 		answer(c, false, 500, shutting_down, sizeof(shutting_down) - 1);
 	runner_unref(c->run_runner);
@@ -283,6 +313,8 @@ void check_free(struct check *c)
 	runner_unref(c->builtin);
 	if (c->sleep_timer)
 		event_free(c->sleep_timer);
+	if (c->hard_timer)
+		event_free(c->hard_timer);
 	if (c->start_failed)
 		event_free(c->start_failed);
 	free(c);

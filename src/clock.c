@@ -27,6 +27,25 @@ int64_t clock_add(int64_t a, int64_t b)
 	return sum;
 }
 
+int64_t clock_sub(int64_t a, int64_t b)
+{
+	int64_t diff;
+	if (__builtin_sub_overflow(a, b, &diff))
+		return b < 0 ? INT64_MAX : INT64_MIN;
+	return diff;
+}
+
+int64_t clock_ns_of_seconds(double seconds)
+{
+	double ns = seconds * 1e9;
+	if (!(ns > 0)) /* negative, zero or NaN */
+		return 0;
+	/* 2^63 as a double: every double below it converts exactly in range. */
+	if (ns >= 9223372036854775808.0)
+		return INT64_MAX;
+	return (int64_t)ns;
+}
+
 int64_t clock_deadline(int64_t ns)
 {
 	return clock_add(clock_now_ns(), ns);

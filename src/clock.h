@@ -20,6 +20,16 @@ double clock_now_s(void);
 /* a + b, clamped to [INT64_MIN, INT64_MAX]. */
 int64_t clock_add(int64_t a, int64_t b);
 
+/* a - b, clamped likewise: the span between two clock values. */
+int64_t clock_sub(int64_t a, int64_t b);
+
+/*
+ * seconds (from a script: any double) as nanoseconds, clamped to
+ * [0, INT64_MAX]; NaN counts as 0. A plain cast of an out-of-range double
+ * is undefined behaviour.
+ */
+int64_t clock_ns_of_seconds(double seconds);
+
 /* now + ns, saturated: the deadline of something that may take ns from now. */
 int64_t clock_deadline(int64_t ns);
 

@@ -141,6 +141,15 @@ static int channel_open(struct csi *csi, char *errbuf, size_t errlen)
 	         .value.integer = 1000},
 	        /* No retries inside gRPC: one Probe is one RPC, as upstream. */
 	        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},
+	        /*
+	         * Subchannels of this channel only: from gRPC's process-wide pool a
+	         * new channel would share the old one's connection, and the retry
+	         * on a fresh channel (broken_under_call) could meet the dying
+	         * transport again ("Broken pipe").
+	         */
+	        {.type = GRPC_ARG_INTEGER,
+	         .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
+	         .value.integer = 1},
 	};
 	grpc_channel_args chargs = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
 	grpc_channel_credentials *creds = grpc_insecure_credentials_create();

@@ -47,11 +47,13 @@ struct daemon {
 	struct http_server *metrics_server;
 	struct event *sig_term, *sig_int, *sig_hup;
 	int exit_code;
+	bool stopping; /* the loop was told to end: start nothing more */
 };
 
 static void stop(struct daemon *d, int code)
 {
 	d->exit_code = code;
+	d->stopping = true;
 	event_base_loopbreak(d->base);
 }
 
@@ -142,7 +144,12 @@ static void on_plugin_info(const struct csi_plugin_info *info, void *arg)
 	}
 	if (d->policy) {
 		policy_source_set_driver(d->policy, driver);
-		policy_source_add_check(d->policy, d->check);
+		if (policy_source_add_check(d->policy, d->check) < 0) {
+			LOG_E("Cannot set up health checks", "err",
+			      "too many checks for the policy");
+			stop(d, 1);
+			return;
+		}
 	}
 	if (start_listeners(d) < 0)
 		stop(d, 1);
@@ -166,6 +173,8 @@ static int start_driver(struct daemon *d)
 static void on_policy_ready(const char *error, void *arg)
 {
 	struct daemon *d = arg;
+	if (d->stopping)
+		return;
 	if (error) {
 		LOG_E("Cannot load the policy", "err", error);
 		stop(d, 1);
@@ -199,6 +208,8 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
  * handler may not format).
  */
 #define SHUTDOWN_LIMIT_S 5
+/* Within it: how long killed policy workers may take to die before we leave them to init. */
+#define WORKER_REAP_TIMEOUT_NS 1000000000LL
 static char late_line[1024];
 static size_t late_len;
 static volatile sig_atomic_t late_exit_code;
@@ -227,11 +238,16 @@ static void cleanup(struct daemon *d)
 {
 	bound_shutdown(d->exit_code);
 	/*
-	 * No new requests may reach the check once it is freed: stop listening
-	 * first. The check cancels its probe and answers its parked requests;
-	 * then (GRPC-NOTES.md) gRPC stops, the last replies are flushed, and
-	 * HTTP is freed.
+	 * The policy source goes first: a reload finishing now must not reach
+	 * the check or the driver's identity once they are gone (the check
+	 * keeps its own reference to the runner it uses). No new requests may
+	 * reach the check once it is freed: stop listening next. The check
+	 * cancels its probe and answers its parked requests; then
+	 * (GRPC-NOTES.md) gRPC stops, the last replies are flushed, and HTTP is
+	 * freed.
 	 */
+	d->stopping = true;
+	policy_source_free(d->policy);
 	http_shutdown(d->main_server);
 	http_shutdown(d->metrics_server);
 	check_free(d->check);
@@ -240,8 +256,9 @@ static void cleanup(struct daemon *d)
 		event_base_loop(d->base, EVLOOP_NONBLOCK); /* flush the last replies */
 	http_free(d->main_server);
 	http_free(d->metrics_server);
-	policy_source_free(d->policy);
 	runner_unref(d->builtin);
+	/* The workers are killed by now; SIGKILL ends them within milliseconds. */
+	worker_reap_before_exit(WORKER_REAP_TIMEOUT_NS);
 	metrics_free(d->metrics);
 	if (d->sig_term)
 		event_free(d->sig_term);

@@ -33,6 +33,12 @@
 #define HISTORY_MAX 16
 /* A verdict computed right after a probe that ended at the deadline is fine. */
 #define COMPUTE_GRACE_NS 50000000LL
+/*
+ * Instructions charged per resume at least, whatever the hook counted: a
+ * policy that yields in a loop (ctx.sleep(0), ctx.probe() answered at once)
+ * spends its budget too, and ends.
+ */
+#define RESUME_COST 100
 
 enum request { REQUEST_NONE, REQUEST_PROBE, REQUEST_SLEEP, REQUEST_LATE };
 
@@ -42,7 +48,8 @@ struct policy_run {
 	int thread_ref, pending_ref;
 	int64_t deadline_ns;
 	int64_t begin_ns;
-	int64_t budget; /* instructions left */
+	int64_t budget;  /* instructions left */
+	unsigned probes; /* ctx.probe() calls so far */
 	enum request request;
 	double request_seconds;
 	const char *late_what; /* which ctx call came too late */
@@ -84,16 +91,22 @@ static int ctx_probe(lua_State *L)
 	struct policy_run *run = ((struct policy *)lua_touserdata(L, lua_upvalueindex(1)))->current;
 	double timeout = luaL_optnumber(L, 1, 0);
 	/*
-	 * A check given no time at all (--probe-timeout <= 0) still probes: the
-	 * probe then fails at once with upstream's text rather than by fallback.
+	 * A check given no time at all (--probe-timeout <= 0) still makes its
+	 * first probe: it fails at once with upstream's text rather than by
+	 * fallback. Any other probe at or past the deadline is late: a policy
+	 * that retries until a probe succeeds cannot spin past its deadline.
 	 */
-	if (now_of(run->policy) > run->deadline_ns && run->deadline_ns > run->begin_ns) {
+	int64_t now = now_of(run->policy);
+	bool first = run->probes++ == 0;
+	if (first ? now > run->deadline_ns && run->deadline_ns > run->begin_ns
+	          : now >= run->deadline_ns) {
 		run->request = REQUEST_LATE;
 		run->late_what = "ctx.probe() started after the check deadline";
 		return lua_yield(L, 0);
 	}
 	run->request = REQUEST_PROBE;
-	run->request_seconds = timeout;
+	run->request_seconds =
+	        timeout > 0 ? timeout : 0; /* 0, negative or NaN: the probe timeout */
 	return lua_yield(L, 0);
 }
 
@@ -103,7 +116,7 @@ static int ctx_sleep(lua_State *L)
 	struct policy_run *run = ((struct policy *)lua_touserdata(L, lua_upvalueindex(1)))->current;
 	double seconds = luaL_checknumber(L, 1);
 	luaL_argcheck(L, seconds >= 0 && seconds < 1e9, 1, "must be a non-negative number");
-	if (clock_add(now_of(run->policy), (int64_t)(seconds * 1e9)) > run->deadline_ns) {
+	if (clock_add(now_of(run->policy), clock_ns_of_seconds(seconds)) > run->deadline_ns) {
 		run->request = REQUEST_LATE;
 		run->late_what = "ctx.sleep() would cross the check deadline";
 		return lua_yield(L, 0);
@@ -122,8 +135,10 @@ static int ctx_now(lua_State *L)
 static int ctx_deadline(lua_State *L)
 {
 	struct policy_run *run = ((struct policy *)lua_touserdata(L, lua_upvalueindex(1)))->current;
-	int64_t left = run->deadline_ns - now_of(run->policy);
-	lua_pushnumber(L, left > 0 ? (double)left / 1e9 : 0);
+	int64_t now = now_of(run->policy);
+	/* Compared first: the difference of far-apart clock values overflows. */
+	lua_pushnumber(L,
+	               run->deadline_ns > now ? ((double)run->deadline_ns - (double)now) / 1e9 : 0);
 	return 1;
 }
 
@@ -428,14 +443,27 @@ static void run_lua(struct policy_run *run, int nargs, struct policy_step *step)
 	struct policy *p = run->policy;
 	struct sandbox_run out;
 	run->request = REQUEST_NONE;
+	if (run->budget <= 0) {
+		/* Spent on resumes alone (RESUME_COST): the run ends before running more. */
+		char msg[4400];
+		snprintf(msg, sizeof(msg), "%s: %s", p->source_name,
+		         stop_reason_phrase(STOP_INSTRUCTIONS));
+		step_fail(step, STOP_INSTRUCTIONS, msg, NULL);
+		end_run(run);
+		return;
+	}
+	int64_t budget_before = run->budget;
 	p->current = run;
 	/* The hook's deadline is on the real clock: it bounds computing, whatever clock the run
 	 * sees. */
-	int64_t left = run->deadline_ns > INT64_MIN / 2 ? run->deadline_ns - now_of(p) : 0;
+	int64_t left = clock_sub(run->deadline_ns, now_of(p));
 	sandbox_arm(p->sb, run->co, run->budget,
 	            clock_add(clock_now_ns(), clock_add(left, COMPUTE_GRACE_NS)));
 	sandbox_resume(p->sb, run->co, nargs, p->source_name, "policy", &out);
 	run->budget = sandbox_disarm(p->sb, run->co);
+	/* The hook counts in steps of HOOK_EVERY: a resume costs at least RESUME_COST. */
+	if (run->budget > budget_before - RESUME_COST)
+		run->budget = budget_before - RESUME_COST;
 	p->current = NULL;
 
 	if (out.status == SANDBOX_YIELDED &&

@@ -163,12 +163,14 @@ struct policy_source *policy_source_new(struct event_base *base, struct metrics 
 	return s;
 }
 
-void policy_source_add_check(struct policy_source *s, struct check *c)
+int policy_source_add_check(struct policy_source *s, struct check *c)
 {
-	if (s->n_checks < MAX_CHECKS)
-		s->checks[s->n_checks++] = c;
+	if (s->n_checks == MAX_CHECKS)
+		return -1;
+	s->checks[s->n_checks++] = c;
 	if (s->current)
 		check_set_runner(c, s->current);
+	return 0;
 }
 
 void policy_source_set_driver(struct policy_source *s, const struct csi_driver *driver)

@@ -46,8 +46,12 @@ struct policy_source *policy_source_new(struct event_base *base, struct metrics 
                                         policy_source_ready_cb cb, void *arg, char *errbuf,
                                         size_t errlen);
 
-/* From now on c runs the current policy, and every one loaded later. */
-void policy_source_add_check(struct policy_source *s, struct check *c);
+/*
+ * From now on c runs the current policy, and every one loaded later. -1
+ * when the source already feeds its 4 checks (one per endpoint; more is
+ * a programming error): c is then left alone.
+ */
+int policy_source_add_check(struct policy_source *s, struct check *c);
 
 /* ctx.driver, for the current policy and those loaded later; borrowed. */
 void policy_source_set_driver(struct policy_source *s, const struct csi_driver *driver);

@@ -121,15 +121,15 @@ static int run_case(struct policy *p, const struct verify_case *c, int64_t probe
 	struct policy_run *run = policy_begin(p, deadline, &st);
 	while (st.kind == POLICY_STEP_PROBE || st.kind == POLICY_STEP_SLEEP) {
 		if (st.kind == POLICY_STEP_SLEEP) {
-			*now = clock_add(*now, (int64_t)(st.seconds * 1e9));
+			*now = clock_add(*now, clock_ns_of_seconds(st.seconds));
 			policy_resume_sleep(run, &st);
 			continue;
 		}
 		/* An unreachable driver answers at the probe's deadline, as in the daemon. */
 		int64_t took = 1000000;
 		if (!c->connected) {
-			took = st.seconds > 0 ? (int64_t)(st.seconds * 1e9) : probe_timeout_ns;
-			int64_t left = deadline - *now;
+			took = st.seconds > 0 ? clock_ns_of_seconds(st.seconds) : probe_timeout_ns;
+			int64_t left = clock_sub(deadline, *now);
 			took = took < left ? took : left;
 			took = took > 0 ? took : 0;
 		}

@@ -1,8 +1,8 @@
 /*
  * The in-process runner (runner_local.h). The policy engine steps
  * synchronously; each step is kept in its run and handed to the run's
- * callback from the loop (one `soon` event for the runner and a queue of
- * runs with a step to deliver), as runner.h promises.
+ * callback from the loop (one `soon` event for the runner; each pass
+ * delivers the steps marked due before it began), as runner.h promises.
  */
 #include "runner_local.h"
 
@@ -20,16 +20,16 @@ struct local_run {
 	runner_step_cb cb;
 	void *cb_arg;
 	struct policy_step step; /* the step to deliver */
-	bool queued;
-	struct local_run *next_queued;
-	struct local_run *next; /* every run of the runner */
+	bool due;                /* its step waits for a pass of the loop */
+	unsigned pass;           /* ... this one */
+	struct local_run *next;  /* every run of the runner */
 };
 
 struct runner_local {
 	struct runner base; /* first: the runner is a struct runner */
 	struct policy *policy;
 	struct event *soon;
-	struct local_run *queue, *queue_tail;
+	unsigned next_pass; /* steps queued now go out in this pass */
 	struct local_run *runs;
 };
 
@@ -40,17 +40,6 @@ static void unlink_run(struct runner_local *l, struct local_run *run)
 			*pp = run->next;
 			break;
 		}
-	}
-	if (run->queued) {
-		for (struct local_run **pp = &l->queue; *pp; pp = &(*pp)->next_queued) {
-			if (*pp == run) {
-				*pp = run->next_queued;
-				break;
-			}
-		}
-		l->queue_tail = NULL;
-		for (struct local_run *q = l->queue; q; q = q->next_queued)
-			l->queue_tail = q;
 	}
 }
 
@@ -65,13 +54,8 @@ static void free_run(struct runner_local *l, struct local_run *run)
 /* The step in run->step goes to the callback from the loop. */
 static void queue_step(struct runner_local *l, struct local_run *run)
 {
-	run->queued = true;
-	run->next_queued = NULL;
-	if (l->queue_tail)
-		l->queue_tail->next_queued = run;
-	else
-		l->queue = run;
-	l->queue_tail = run;
+	run->due = true;
+	run->pass = l->next_pass;
 	event_active(l->soon, EV_TIMEOUT, 0);
 }
 
@@ -114,25 +98,26 @@ static void deliver(struct runner_local *l, struct local_run *run)
 	run->cb(&step, run->cb_arg);
 }
 
+/*
+ * Delivers the steps due in this pass. A callback may free runs (abandon)
+ * and begin or resume others: runs are looked up afresh in the runner's
+ * list each time, never through a pointer kept across a callback, and steps
+ * queued by a callback wait for the next pass.
+ */
 static void on_soon(evutil_socket_t fd, short what, void *arg)
 {
 	struct runner_local *l = arg;
+	unsigned pass = l->next_pass++;
 	/* A callback may drop the last other reference: the runner outlives this pass. */
 	runner_ref(&l->base);
-	/* Only the runs queued now: a callback that resumes queues anew, for the next pass. */
-	struct local_run *batch = l->queue;
-	l->queue = l->queue_tail = NULL;
-	for (struct local_run *q = batch; q; q = q->next_queued)
-		q->queued = false;
-	while (batch) {
-		struct local_run *run = batch;
-		batch = run->next_queued;
-		/* A callback may abandon runs of this batch: only deliver live ones. */
-		bool live = false;
-		for (struct local_run *r = l->runs; r; r = r->next)
-			live = live || r == run;
-		if (live)
-			deliver(l, run);
+	for (;;) {
+		struct local_run *run = l->runs;
+		while (run && !(run->due && run->pass == pass))
+			run = run->next;
+		if (!run)
+			break;
+		run->due = false;
+		deliver(l, run);
 	}
 	runner_unref(&l->base);
 }

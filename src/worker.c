@@ -3,7 +3,7 @@
  * execute in a child process.
  *
  * The process is in one of three states: none (between a death and the
- * respawn that follows at once), loading (the Load frame is sent, Loaded
+ * respawn that follows, see on_died), loading (the Load frame is sent, Loaded
  * awaited, at most LOAD_TIMEOUT_MS), ready. Each run is:
  *   queued  begun while the worker was not ready: Begin goes when it is;
  *   owed    the worker owes a Step (it runs Lua for it): the watchdog runs;
@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -44,12 +45,20 @@
 
 extern char **environ;
 
-/* The worker's end of the socketpair, as the child sees it (worker_child.c). */
-#define WORKER_FD 3
 /* A worker must load a policy within this (its own hook stops Lua at 1 s). */
 #define LOAD_TIMEOUT_MS 3000
 /* After a respawn that failed, the next try waits this long. */
 #define RESPAWN_RETRY_MS 1000
+/*
+ * A worker that dies on its own within CRASH_QUICK_NS of its start is
+ * restarted after a delay that doubles from CRASH_BACKOFF_MIN_MS up to
+ * CRASH_BACKOFF_MAX_MS, so that a policy that kills its worker at every
+ * check cannot keep the daemon spawning. A worker that lived longer, or
+ * that we killed, is restarted at once.
+ */
+#define CRASH_QUICK_NS       1000000000LL
+#define CRASH_BACKOFF_MIN_MS 100
+#define CRASH_BACKOFF_MAX_MS 5000
 
 enum proc_state { PROC_NONE, PROC_LOADING, PROC_READY };
 enum run_state { RUN_QUEUED, RUN_OWED, RUN_OURS, RUN_LOST, RUN_FAILING };
@@ -85,7 +94,9 @@ struct worker {
 	struct event *respawn_timer;
 	worker_loaded_cb loaded_cb; /* the first load's reporter; NULL once it reported */
 	void *loaded_arg;
-	bool usable; /* the policy loaded once: respawns may retry */
+	bool usable;         /* the policy loaded once: respawns may retry */
+	int64_t spawned_ns;  /* when the current process started */
+	unsigned backoff_ms; /* the delay before the next restart after a quick crash */
 
 	struct worker_run *runs;
 	uint32_t next_id;
@@ -93,8 +104,10 @@ struct worker {
 };
 
 static void respawn(struct worker *w);
+/* How a process ended, which decides when the next one starts (on_died). */
+enum death { DIED, KILLED_RUNAWAY, KILLED_ABANDONED };
 static void on_died(struct worker *w, enum stop_reason owed_reason, const char *detail,
-                    bool killed);
+                    enum death how);
 
 /* ---- runs ---- */
 
@@ -122,9 +135,10 @@ static void run_free(struct worker_run *run)
 	free(run);
 }
 
+/* The watchdog fires at the run's deadline plus the grace, however late it is armed. */
 static void arm_watchdog(struct worker_run *run)
 {
-	struct timeval tv = clock_timeval(clock_add(clock_left(run->deadline_ns), WORKER_GRACE_NS));
+	struct timeval tv = clock_timeval(clock_left(clock_add(run->deadline_ns, WORKER_GRACE_NS)));
 	evtimer_add(run->watchdog, &tv);
 }
 
@@ -173,6 +187,19 @@ static int send_frame(struct worker *w, const LpWorker__Frame *f)
 	if (!w->bev || wire_put(bufferevent_get_output(w->bev), f) < 0)
 		return -1;
 	return 0;
+}
+
+/* Tells a ready worker to forget a run it holds. */
+static void send_abandon(struct worker *w, uint32_t id)
+{
+	if (w->state != PROC_READY)
+		return;
+	LpWorker__Abandon a = LP_WORKER__ABANDON__INIT;
+	LpWorker__Frame f = LP_WORKER__FRAME__INIT;
+	a.run = id;
+	f.msg_case = LP_WORKER__FRAME__MSG_ABANDON;
+	f.abandon = &a;
+	send_frame(w, &f);
 }
 
 static int send_begin(struct worker *w, struct worker_run *run)
@@ -249,16 +276,31 @@ static void kill_and_reap(struct event_base *base, pid_t pid)
 	kill(pid, SIGKILL);
 	if (waitpid(pid, NULL, WNOHANG) == pid)
 		return;
-	if (n_unreaped == (int)(sizeof(unreaped) / sizeof(unreaped[0]))) {
-		/* 64 killed processes none of which died: there is nothing better left to do. */
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		return;
-	}
-	unreaped[n_unreaped++] = pid;
+	/*
+	 * 64 killed processes none of which died yet is beyond what the kernel
+	 * does: this one stays a zombie rather than the loop waiting for it.
+	 */
+	if (n_unreaped < (int)(sizeof(unreaped) / sizeof(unreaped[0])))
+		unreaped[n_unreaped++] = pid;
 	if (!reap_timer)
 		reap_timer = evtimer_new(base, on_reap_timer, NULL);
 	reap();
+}
+
+void worker_reap_before_exit(int64_t timeout_ns)
+{
+	int64_t end = clock_deadline(timeout_ns);
+	for (;;) {
+		reap();
+		if (n_unreaped == 0 || clock_now_ns() >= end)
+			break;
+		struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
+		nanosleep(&ms, NULL);
+	}
+	n_unreaped = 0; /* any left are init's now */
+	if (reap_timer)
+		event_free(reap_timer);
+	reap_timer = NULL;
 }
 
 /* Kills the process (reaped later if need be), drops the connection. Runs are not touched. */
@@ -306,6 +348,14 @@ static void load_failed(struct worker *w, const char *error)
 	evtimer_add(w->respawn_timer, &tv);
 }
 
+static const char *late_start_detail(const struct worker *w)
+{
+	static char detail[512];
+	snprintf(detail, sizeof(detail),
+	         "%s: the policy worker was still starting at the check's deadline", w->name);
+	return detail;
+}
+
 static void on_loaded(struct worker *w, const LpWorker__Loaded *ld)
 {
 	event_del(w->load_timer);
@@ -325,10 +375,35 @@ static void on_loaded(struct worker *w, const LpWorker__Loaded *ld)
 		      "the kernel refused it, or this build leaves it out");
 	}
 	send_driver(w);
-	for (struct worker_run *r = w->runs; r; r = r->next)
-		if (r->state == RUN_QUEUED)
+	int64_t now = clock_now_ns();
+	for (struct worker_run *r = w->runs; r; r = r->next) {
+		if (r->state != RUN_QUEUED)
+			continue;
+		if (now >= r->deadline_ns) /* too late to begin: its check is over */
+			fail_soon(r, STOP_TIMEOUT, late_start_detail(w));
+		else
 			owe(r, send_begin(w, r));
+	}
 	report_load(w, NULL);
+}
+
+/*
+ * What policy.c can send: a known kind and reason, a sleep or probe of a
+ * non-negative length (a probe's may be infinite), a verdict's status in 200-599 with a body of
+ * at most POLICY_BODY_MAX. Anything else is a worker that broke the
+ * protocol. Compared as the wire's integers, before any enum cast.
+ */
+static bool step_frame_valid(const LpWorker__Step *s)
+{
+	if (s->kind < RUNNER_STEP_PROBE || s->kind > RUNNER_STEP_FAILED)
+		return false;
+	if (s->reason < 0 || s->reason >= STOP_REASON_COUNT)
+		return false;
+	if (s->kind == RUNNER_STEP_PROBE || s->kind == RUNNER_STEP_SLEEP)
+		return s->seconds >= 0; /* false for NaN; math.huge is a probe timeout */
+	if (s->kind == RUNNER_STEP_DONE)
+		return s->status >= 200 && s->status <= 599 && s->body.len <= POLICY_BODY_MAX;
+	return true;
 }
 
 static void on_step_frame(struct worker *w, const LpWorker__Step *s)
@@ -337,6 +412,10 @@ static void on_step_frame(struct worker *w, const LpWorker__Step *s)
 	struct worker_run *run = find_run(w, s->run);
 	if (!run || run->state != RUN_OWED)
 		return; /* abandoned meanwhile */
+	if (!step_frame_valid(s)) {
+		on_died(w, STOP_CRASH, "the policy worker sent a malformed step", DIED);
+		return;
+	}
 	struct runner_step step = {.kind = (enum runner_step_kind)s->kind,
 	                           .seconds = s->seconds,
 	                           .healthy = s->healthy,
@@ -354,13 +433,11 @@ static void on_step_frame(struct worker *w, const LpWorker__Step *s)
 	         s->method.data ? (const char *)s->method.data : "");
 	step.detail = detail;
 	step.method = method;
-	if (step.kind > RUNNER_STEP_FAILED || step.reason >= STOP_REASON_COUNT) {
-		on_died(w, STOP_CRASH, "the policy worker sent a malformed step", false);
-		return;
-	}
 	/* The body may be long (1 MiB) and hold NULs; runner.h promises a terminated copy. */
 	char *body = malloc(s->body.len + 1);
 	if (!body) {
+		if (step.kind != RUNNER_STEP_DONE && step.kind != RUNNER_STEP_FAILED)
+			send_abandon(w, run->id); /* the worker holds the run: let it go */
 		fail_soon(run, STOP_MEMORY, "out of memory reading the policy's verdict");
 		return;
 	}
@@ -399,7 +476,7 @@ static void on_readable(struct bufferevent *bev, void *arg)
 		if (w->state == PROC_LOADING)
 			load_failed(w, detail);
 		else
-			on_died(w, STOP_CRASH, detail, false);
+			on_died(w, STOP_CRASH, detail, DIED);
 	}
 	runner_unref(&w->base);
 }
@@ -417,7 +494,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		load_failed(w, detail);
 	} else {
 		snprintf(detail, sizeof(detail), "%s: the policy worker died", w->name);
-		on_died(w, STOP_CRASH, detail, false);
+		on_died(w, STOP_CRASH, detail, DIED);
 	}
 	runner_unref(&w->base);
 }
@@ -499,6 +576,7 @@ static int spawn(struct worker *w, char *error, size_t errlen)
 		goto fail;
 	}
 	w->state = PROC_LOADING;
+	w->spawned_ns = clock_now_ns();
 	struct timeval tv = {.tv_sec = LOAD_TIMEOUT_MS / 1000,
 	                     .tv_usec = (LOAD_TIMEOUT_MS % 1000) * 1000};
 	evtimer_add(w->load_timer, &tv);
@@ -521,26 +599,46 @@ static void respawn(struct worker *w)
 }
 
 /*
- * The process died, broke the protocol, or (killed) was killed by us: every
- * run it owed a step fails (owed_reason), those in the daemon's turn are
- * lost, queued ones wait for the new process, which is started at once. A
- * death no check hears of is logged here.
+ * The process died, broke the protocol, or was killed by us: every run it
+ * owed a step fails (owed_reason), those in the daemon's turn are lost,
+ * queued ones wait for the new process. That one starts:
+ *   - after a growing delay, when the process died on its own soon after
+ *     it started (CRASH_QUICK_NS);
+ *   - at once after any other death or a runaway's kill, so that the next
+ *     check finds it loaded;
+ *   - after an abandoned run's kill, only if queued runs need it now (else
+ *     the next check starts it): a daemon shutting down starts nothing.
+ * A death no check hears of is logged here.
  */
-static void on_died(struct worker *w, enum stop_reason owed_reason, const char *detail, bool killed)
+static void on_died(struct worker *w, enum stop_reason owed_reason, const char *detail,
+                    enum death how)
 {
-	bool owed = false;
+	bool owed = false, queued = false;
 	for (struct worker_run *r = w->runs; r; r = r->next)
 		owed = owed || r->state == RUN_OWED;
-	if (!owed && !killed)
+	if (!owed && how == DIED)
 		LOG_W("Policy worker died, starting a new one", "err", detail);
+	bool quick = how == DIED && clock_now_ns() - w->spawned_ns < CRASH_QUICK_NS;
 	stop_process(w);
 	for (struct worker_run *r = w->runs; r; r = r->next) {
 		if (r->state == RUN_OWED)
 			fail_soon(r, owed_reason, detail);
 		else if (r->state == RUN_OURS)
 			r->state = RUN_LOST;
+		queued = queued || r->state == RUN_QUEUED;
 	}
-	respawn(w);
+	if (quick) {
+		w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : CRASH_BACKOFF_MIN_MS;
+		if (w->backoff_ms > CRASH_BACKOFF_MAX_MS)
+			w->backoff_ms = CRASH_BACKOFF_MAX_MS;
+		struct timeval tv = {.tv_sec = w->backoff_ms / 1000,
+		                     .tv_usec = (w->backoff_ms % 1000) * 1000};
+		evtimer_add(w->respawn_timer, &tv);
+		return;
+	}
+	w->backoff_ms = 0;
+	if (how != KILLED_ABANDONED || queued)
+		respawn(w);
 }
 
 /* A run's deadline and grace have passed. */
@@ -552,10 +650,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 	runner_ref(&w->base);
 	if (run->state == RUN_QUEUED) {
 		/* The worker is (re)starting and never got to it: nothing to kill. */
-		snprintf(detail, sizeof(detail),
-		         "%s: the policy worker was still starting at the check's deadline",
-		         w->name);
-		fail_soon(run, STOP_TIMEOUT, detail);
+		fail_soon(run, STOP_TIMEOUT, late_start_detail(w));
 	} else if (run->state == RUN_OWED) {
 		snprintf(detail, sizeof(detail),
 		         "%s: the policy did not answer by its deadline and was stopped (policy "
@@ -563,7 +658,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 		         w->name);
 		/* This run ran away; the others it takes down crashed. */
 		fail_soon(run, STOP_TIMEOUT, detail);
-		on_died(w, STOP_CRASH, detail, true);
+		on_died(w, STOP_CRASH, detail, KILLED_RUNAWAY);
 	}
 	runner_unref(&w->base);
 }
@@ -666,21 +761,18 @@ static void worker_abandon(struct runner_run *base)
 	uint32_t id = run->id;
 	run_free(run);
 	if (owed) {
-		/* It runs Lua for a check nobody waits for, maybe for ever: start afresh. */
+		/*
+		 * It runs Lua for a check nobody waits for, maybe for ever: stop it.
+		 * A new one starts now only if other runs need it; otherwise the
+		 * next check starts it (worker_begin).
+		 */
 		char detail[512];
 		snprintf(detail, sizeof(detail),
 		         "%s: the policy worker was stopped (check abandoned)", w->name);
-		on_died(w, STOP_CRASH, detail, true);
+		on_died(w, STOP_CRASH, detail, KILLED_ABANDONED);
 		return;
 	}
-	if (w->state == PROC_READY) {
-		LpWorker__Abandon a = LP_WORKER__ABANDON__INIT;
-		LpWorker__Frame f = LP_WORKER__FRAME__INIT;
-		a.run = id;
-		f.msg_case = LP_WORKER__FRAME__MSG_ABANDON;
-		f.abandon = &a;
-		send_frame(w, &f);
-	}
+	send_abandon(w, id);
 }
 
 static size_t worker_memory(const struct runner *r)

@@ -14,6 +14,7 @@
 #define LP_WORKER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "log.h"
 #include "policy.h"
@@ -23,6 +24,9 @@ struct runner;
 
 /* The argv[1] that turns the binary into a worker. Not a user flag. */
 #define WORKER_ARG "--policy-worker"
+
+/* The worker's end of the socketpair, as the child sees it. */
+#define WORKER_FD 3
 
 /* How long past a run's deadline the worker may stay silent before it is killed. */
 #define WORKER_GRACE_NS 250000000LL
@@ -54,5 +58,13 @@ typedef void (*worker_loaded_cb)(struct runner *runner, const char *error, void 
  */
 struct runner *worker_new(struct event_base *base, const struct worker_options *options,
                           worker_loaded_cb cb, void *arg, char *errbuf, size_t errlen);
+
+/*
+ * For a daemon about to exit, its runners freed: waits (at most timeout_ns,
+ * polling) for the killed workers not reaped yet, so that none outlives it
+ * as a zombie, and frees what reaping them later needed. The loop must not
+ * run worker code afterwards.
+ */
+void worker_reap_before_exit(int64_t timeout_ns);
 
 #endif

@@ -26,9 +26,6 @@
 #include "worker.h"
 #include "worker_seccomp.h"
 
-/* The child's end of the socketpair (worker.c puts it there). */
-#define WORKER_FD 3
-
 struct child_run {
 	uint32_t id;
 	struct policy_run *run;
@@ -53,7 +50,8 @@ static int flush(struct child *c)
 	return 0;
 }
 
-/* Reads until one whole frame is in; 0 with *f, -1 at EOF or on a malformed frame. */
+/* Reads until one whole frame is in: 0 with *f, 1 at EOF (or a read error), -1 on a malformed
+ * frame. */
 static int read_frame(struct child *c, LpWorker__Frame **f)
 {
 	for (;;) {
@@ -64,7 +62,7 @@ static int read_frame(struct child *c, LpWorker__Frame **f)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return -1;
+			return 1;
 	}
 }
 
@@ -291,9 +289,14 @@ int worker_child_main(int argc, char **argv)
 	c.confined = worker_seccomp_apply();
 	for (;;) {
 		LpWorker__Frame *f = NULL;
-		if (read_frame(&c, &f) < 0)
-			break; /* the daemon closed the socket: exit quietly */
-		int rc = dispatch(&c, f);
+		int rc = read_frame(&c, &f);
+		if (rc != 0) {
+			/* The daemon closed the socket: exit quietly; it broke the protocol: fail.
+			 */
+			status = rc < 0;
+			break;
+		}
+		rc = dispatch(&c, f);
 		lp_worker__frame__free_unpacked(f, NULL);
 		if (rc < 0) {
 			status = 1;

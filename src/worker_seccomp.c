@@ -12,8 +12,10 @@
 #include <seccomp.h>
 #endif
 
-/* The worker's socket and stderr (worker_child.c, worker.c). */
-#define SOCKET_FD 3
+#include "worker.h"
+
+/* The worker's socket (worker.h); stderr is the other fd it writes. */
+#define SOCKET_FD WORKER_FD
 
 static bool forbidden_open_wanted;
 
@@ -71,6 +73,9 @@ bool worker_seccomp_apply(void)
 		rc = allow(ctx, SCMP_SYS(write), 1, on_socket, none);
 	if (rc == 0)
 		rc = allow(ctx, SCMP_SYS(write), 1, SCMP_A0(SCMP_CMP_EQ, STDERR_FILENO), none);
+	/* The worker closes its socket on the way out. */
+	if (rc == 0)
+		rc = allow(ctx, SCMP_SYS(close), 1, on_socket, none);
 	if (rc == 0)
 		rc = seccomp_load(ctx);
 	seccomp_release(ctx);

@@ -285,6 +285,27 @@ class DurationOverflowTest(h.LPTestCase):
                 self.assertHealthz(c.request(), 200, "ok")  # kept alive
 
 
+class ClockArithmeticTest(PolicyCase):
+    """Deadlines at both ends of Go's durations, and a policy's math.huge,
+    stay in range: no signed overflow, no out-of-range double-to-integer
+    cast (which the sanitizer build aborts on)."""
+
+    def test_check_policy_at_the_extremes(self):
+        path = self.write("return { check = function(ctx)\n"
+                          "  local r = ctx.probe(math.huge)\n"
+                          "  ctx.sleep(0)\n"
+                          "  return r.ok, tostring(ctx.deadline())\n"
+                          "end }\n")
+        for timeout in ("-2562047h47m16.854775808s", "2562047h47m16.854775807s", "0s"):
+            with self.subTest(timeout=timeout):
+                rc, out, err = self.run_daemon("--check-policy=" + path,
+                                               "--probe-timeout=" + timeout,
+                                               "--check-timeout=" + timeout)
+                self.assertNotIn("runtime error", err)
+                self.assertIn(rc, (0, 1), err)
+                self.assertIn("unreachable", out + err)
+
+
 class GoIgnoredSignalsTest(h.LPTestCase):
     """Signals Go's runtime catches and ignores do not end the daemon."""
 

@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -141,6 +142,9 @@ class PolicyCase(h.LPTestCase):
                         "%r not found in %r" % (want, text))
 
     def worker_pid(self, d):
+        """The daemon's one worker; waits for it (a worker that died soon after
+        it started is restarted after a delay of 100 ms or more)."""
+        h.wait_until(lambda: len(h.child_pids(d.pid)) == 1, 3)
         kids = h.child_pids(d.pid)
         self.assertEqual(len(kids), 1, "want exactly one policy worker, got %s" % kids)
         return kids[0]
@@ -337,24 +341,34 @@ class CtxTest(PolicyCase):
                           "end\n"
                           "return policy\n" % arg, "probe_arg.lua")
 
+    def assertProbeCappedByCheck(self, arg):
+        """ctx.probe(arg) of a hanging driver ends at the 300 ms check deadline."""
+        mock, d = self.policy_daemon(self.probe_arg_policy(arg), "--check-timeout=300ms",
+                                     mock_args=["--probe-hang"])
+        r = d.request()
+        self.assertHealthz(r, 500, h.DEADLINE_BODY)
+        self.assertAtDeadline(r, 0.3)
+        self.assertEqual(self.fallbacks(d), [])
+        self.stop_daemon(d)
+        self.stop_mock(mock)
+
     def test_probe_timeout_longer_than_check_is_capped(self):
         # DESIGN.md: a probe's deadline is the smaller of its timeout and
         # what is left of the check; any timeout, however large.
         for arg in ("100", "1e10", "math.huge"):
             with self.subTest(timeout=arg):
-                mock, d = self.policy_daemon(self.probe_arg_policy(arg),
-                                             "--check-timeout=300ms",
-                                             mock_args=["--probe-hang"])
-                r = d.request()
-                self.assertHealthz(r, 500, h.DEADLINE_BODY)
-                self.assertAtDeadline(r, 0.3)
-                self.stop_daemon(d)
-                self.stop_mock(mock)
+                self.assertProbeCappedByCheck(arg)
                 mock, d = self.policy_daemon(self.probe_arg_policy(arg))
                 self.assertHealthz(d.request(), 200, "probed")
                 self.assertEqual(mock.calls(), 1)
                 self.stop_daemon(d)
-                self.stop_mock(mock)
+
+    def test_probe_timeout_not_positive_means_the_default(self):
+        # 0, a negative number or NaN: the --probe-timeout applies (here
+        # capped by the check), and the policy's verdict stands.
+        for arg in ("0", "-1", "0/0"):
+            with self.subTest(timeout=arg):
+                self.assertProbeCappedByCheck(arg)
 
     def test_status_and_body(self):
         path = self.write("local policy = {}\n"
@@ -962,6 +976,30 @@ class WorkerTest(PolicyCase):
             with open("/proc/%d/status" % self.worker_pid(d)) as f:
                 self.assertIn("Seccomp:\t2", f.read())
 
+    def run_worker_fed(self, data):
+        """Runs a bare worker whose socket (fd 3) gets data, then EOF; returns its status."""
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            p = subprocess.Popen([h.LP_BIN, "--policy-worker", "0", "text"],
+                                 # close_fds would close fd 3 after preexec_fn's dup2;
+                                 # Python's own descriptors are close-on-exec anyway.
+                                 close_fds=False,
+                                 preexec_fn=lambda: os.dup2(theirs.fileno(), 3),
+                                 stderr=subprocess.PIPE)
+            theirs.close()
+            ours.sendall(data)
+            ours.shutdown(socket.SHUT_WR)
+            _, err = p.communicate(timeout=h.scaled(10))
+        return p.returncode, err.decode(errors="replace")
+
+    def test_worker_exit_status(self):
+        # A worker whose daemon goes away exits 0, its socket closed within its
+        # seccomp filter (not killed by it: that would be -SIGSYS); one sent
+        # bytes that are no frame exits 1.
+        self.assertEqual(self.run_worker_fed(b""), (0, ""))
+        rc, err = self.run_worker_fed(b"\xff" * 64)
+        self.assertEqual(rc, 1, err)
+
     def test_shutdown_during_runaway(self):
         path = os.path.join(POLICIES, "pathological_pattern.lua")
         mock, d = self.policy_daemon(path, "--check-timeout=3s")
@@ -974,6 +1012,7 @@ class WorkerTest(PolicyCase):
         t.join(10)
         self.assertIn("r", result)
         self.assertLess(result["r"].elapsed, 0.3 + h.SHUTDOWN_TIMEOUT)
+        # Gone, not even a zombie: the daemon reaps what it killed before it exits.
         self.assertFalse(os.path.exists("/proc/%d" % worker))
 
 

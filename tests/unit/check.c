@@ -245,6 +245,18 @@ static const struct runner_step probe_then_ok[] = {
         {.kind = RUNNER_STEP_DONE, .healthy = true, .status = 200, .body = "ok", .body_len = 2},
 };
 
+/* The metrics page as a string (malloc'd). */
+static char *metrics_text(struct metrics *m)
+{
+	struct evbuffer *out = evbuffer_new();
+	metrics_render(m, out);
+	size_t len = evbuffer_get_length(out);
+	char *text = calloc(1, len + 1);
+	evbuffer_remove(out, text, len);
+	evbuffer_free(out);
+	return text;
+}
+
 /* ---- the tests ---- */
 
 /* One check: the runner's probe goes to the prober within the check's deadline. */
@@ -388,15 +400,10 @@ static void test_fallback(void)
 	CHECK_INT(prober.probes, 1);
 	/* From the failure on, the full probe timeout (0.7 s), not the 0.1 s check. */
 	CHECK(prober.last_deadline >= t0 + 650 * MS);
-	struct evbuffer *out = evbuffer_new();
-	metrics_render(m, out);
-	size_t len = evbuffer_get_length(out);
-	char *text = calloc(1, len + 1);
-	evbuffer_remove(out, text, len);
+	char *text = metrics_text(m);
 	CHECK(strstr(text, "livenessprobe_policy_fallbacks_total{reason=\"error\"} 1\n"));
 	CHECK(strstr(text, "livenessprobe_policy_fallbacks_total{reason=\"timeout\"} 1\n"));
 	free(text);
-	evbuffer_free(out);
 	check_free(c);
 	fake_fini(&custom);
 	fake_fini(&builtin);
@@ -520,6 +527,56 @@ static void test_sleep_and_call(void)
 	fake_fini(&builtin);
 }
 
+/*
+ * A run that overstays its deadline is ended by the check: a custom policy's
+ * (here a sleep of 1e300 s) is abandoned and the built-in policy answers;
+ * the built-in's own (a probe that never returns) answers "policy failure".
+ * Either way by the deadline plus 0.4 s, not later.
+ */
+static void test_hard_deadline(void)
+{
+	static const struct runner_step sleep_forever[] = {
+	        {.kind = RUNNER_STEP_SLEEP, .seconds = 1e300},
+	};
+	struct fake_runner builtin, custom;
+	struct metrics *m = metrics_new();
+	fake_init(&builtin, probe_then_ok, 2);
+	fake_init(&custom, sleep_forever, 1);
+	prober_reset(1 * MS, 0, 1);
+	struct check *c = new_check(&builtin, m, 1000, 100);
+	check_set_runner(c, &custom.base);
+	struct answer a = {0};
+	int64_t t0 = clock_now_ns();
+	check_submit(c, on_verdict, &a);
+	run_until(&a);
+	CHECK_INT(a.status, 200); /* the built-in policy's verdict */
+	CHECK(a.at - t0 >= 500 * MS && a.at - t0 < 3000 * MS);
+	CHECK_INT(custom.abandons, 1);
+	CHECK_INT(builtin.begins, 1);
+	char *text = metrics_text(m);
+	CHECK(strstr(text, "livenessprobe_policy_fallbacks_total{reason=\"timeout\"} 1\n"));
+	free(text);
+	check_free(c);
+	fake_fini(&custom);
+	fake_fini(&builtin);
+	metrics_free(m);
+
+	fake_init(&builtin, probe_then_ok, 2);
+	prober_reset(-1, 0, 1); /* never answers, past its own deadline */
+	c = new_check(&builtin, NULL, 100, 100);
+	struct answer b = {0};
+	t0 = clock_now_ns();
+	check_submit(c, on_verdict, &b);
+	run_until(&b);
+	CHECK_INT(b.status, 500);
+	CHECK_STR(b.body, "policy failure");
+	CHECK(b.at - t0 >= 500 * MS && b.at - t0 < 3000 * MS);
+	CHECK_INT(prober.cancels, 1);
+	CHECK_INT(builtin.abandons, 1);
+	check_free(c);
+	fake_fini(&builtin);
+}
+
 int main(void)
 {
 	base = event_base_new();
@@ -532,6 +589,7 @@ int main(void)
 	test_free_mid_check();
 	test_swap_between_checks();
 	test_sleep_and_call();
+	test_hard_deadline();
 	if (prober.timer)
 		event_free(prober.timer);
 	event_base_free(base);

@@ -411,6 +411,25 @@ static void test_instruction_limit(void)
 		expect_failed("instructions", NULL);
 		policy_free(p);
 	}
+
+	/*
+	 * Each resume costs instructions, however few the hook counts: a policy
+	 * that only yields (ctx.sleep(0) in a loop) spends a budget of 1000 in
+	 * about ten resumes, instead of running until the deadline.
+	 */
+	p = inline_policy("while true do ctx.sleep(0) end", 4 * MIB, 1000);
+	CHECK(p != NULL);
+	if (p) {
+		run = policy_begin(p, fixture_deadline_ms(60000), &st);
+		int resumes = 0;
+		while (st.kind == POLICY_STEP_SLEEP && resumes < 1000) {
+			policy_resume_sleep(run, &st);
+			resumes++;
+		}
+		expect_failed("instructions", "exceeded the instruction limit");
+		CHECK(resumes <= 11);
+		policy_free(p);
+	}
 }
 
 /* ---- the check deadline ---- */
@@ -456,6 +475,23 @@ static void test_deadline(void)
 		expect_sleep(0);
 		usleep(40000);
 		policy_resume_sleep(run, &st);
+		expect_failed("timeout", "ctx.probe() started after the check deadline");
+		policy_free(p);
+	}
+
+	/*
+	 * A check given no time (--probe-timeout=0) makes its first probe, which
+	 * fails at once; a retry after it is late: a policy retrying until a
+	 * probe succeeds ends instead of spinning.
+	 */
+	p = inline_policy("repeat local r = ctx.probe() until r.ok return true", 4 * MIB, 1000000);
+	CHECK(p != NULL);
+	if (p) {
+		run = policy_begin(p, fixture_deadline_ms(0), &st);
+		expect_probe(0);
+		struct csi_probe_result failed;
+		csi_unreachable_result(&failed, 0);
+		policy_resume_probe(run, &failed, &st);
 		expect_failed("timeout", "ctx.probe() started after the check deadline");
 		policy_free(p);
 	}
