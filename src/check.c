@@ -9,7 +9,8 @@
  * timeout. The same path serves the built-in policy, a custom policy in
  * its worker, and the fallback: only the runner differs.
  *
- * Whatever a runner does, a run ends by its deadline plus HARD_GRACE_NS:
+ * Whatever a runner does, a run ends by its deadline (or its start, if
+ * later) plus HARD_GRACE_NS:
  * then the check abandons it and falls back ("timeout"). Runners stop
  * their own runaways earlier (the worker's watchdog, the sandbox's hook);
  * this bounds the rest, such as a step that never comes.
@@ -111,7 +112,11 @@ static void begin_run(struct check *c, struct runner *r)
 {
 	runner_unref(c->run_runner);
 	c->run_runner = runner_ref(r);
-	struct timeval tv = clock_timeval(clock_left(clock_add(c->deadline_ns, HARD_GRACE_NS)));
+	/* From now at the earliest: a check given no time (a negative timeout) still gets the
+	 * grace. */
+	int64_t now = clock_now_ns();
+	int64_t end = c->deadline_ns > now ? c->deadline_ns : now;
+	struct timeval tv = clock_timeval(clock_left(clock_add(end, HARD_GRACE_NS)));
 	evtimer_add(c->hard_timer, &tv);
 	c->run = runner_begin(r, c->deadline_ns, on_step, c);
 	if (!c->run)

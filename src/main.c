@@ -193,6 +193,8 @@ static void on_shutdown_signal(evutil_socket_t sig, short what, void *arg)
 static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
+	if (d->stopping)
+		return; /* cleanup's last loop pass: the policy source may be gone */
 	if (!d->policy) {
 		LOG_INFO_V(2, "SIGHUP: no policy file to reload");
 		return;
@@ -248,6 +250,7 @@ static void cleanup(struct daemon *d)
 	 */
 	d->stopping = true;
 	policy_source_free(d->policy);
+	d->policy = NULL;
 	http_shutdown(d->main_server);
 	http_shutdown(d->metrics_server);
 	check_free(d->check);
@@ -362,6 +365,12 @@ int main(int argc, char **argv)
 		LOG_E("Cannot start", "err", "out of memory");
 		goto out;
 	}
+	/*
+	 * libevent restores a signal's previous disposition when its event is
+	 * freed: SIGHUP's is "ignore", so that one arriving during the last
+	 * steps of shut-down is not the default "terminate".
+	 */
+	signal(SIGHUP, SIG_IGN);
 	d.sig_term = evsignal_new(d.base, SIGTERM, on_shutdown_signal, &d);
 	d.sig_int = evsignal_new(d.base, SIGINT, on_shutdown_signal, &d);
 	d.sig_hup = evsignal_new(d.base, SIGHUP, on_reload_signal, &d);

@@ -435,10 +435,12 @@ static void read_verdict(struct policy_run *run, int nres, struct policy_step *s
 }
 
 /*
- * Resumes the run's coroutine with nargs values on its stack and fills
- * step. A final step ends the run.
+ * Starts (resumed false) or resumes the run's coroutine with nargs values
+ * on its stack and fills step. A final step ends the run. A resume is
+ * charged RESUME_COST at least; the start is not, so that the smallest
+ * --policy-instruction-limit still runs a one-probe check.
  */
-static void run_lua(struct policy_run *run, int nargs, struct policy_step *step)
+static void run_lua(struct policy_run *run, int nargs, bool resumed, struct policy_step *step)
 {
 	struct policy *p = run->policy;
 	struct sandbox_run out;
@@ -462,7 +464,7 @@ static void run_lua(struct policy_run *run, int nargs, struct policy_step *step)
 	sandbox_resume(p->sb, run->co, nargs, p->source_name, "policy", &out);
 	run->budget = sandbox_disarm(p->sb, run->co);
 	/* The hook counts in steps of HOOK_EVERY: a resume costs at least RESUME_COST. */
-	if (run->budget > budget_before - RESUME_COST)
+	if (resumed && run->budget > budget_before - RESUME_COST)
 		run->budget = budget_before - RESUME_COST;
 	p->current = NULL;
 
@@ -545,7 +547,7 @@ struct policy_run *policy_begin(struct policy *p, int64_t deadline_ns, struct po
 	run->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	run->next = p->runs;
 	p->runs = run;
-	run_lua(run, 1, step);
+	run_lua(run, 1, false, step);
 	return step->kind == POLICY_STEP_PROBE || step->kind == POLICY_STEP_SLEEP ? run : NULL;
 }
 
@@ -624,7 +626,7 @@ static void resume_with(struct policy_run *run, lua_CFunction build, void *a, vo
 		return;
 	}
 	lua_xmove(L, run->co, 1);
-	run_lua(run, 1, step);
+	run_lua(run, 1, true, step);
 }
 
 /* A resume without a run (its check ended or never began) is refused, not a crash. */
@@ -657,7 +659,7 @@ void policy_resume_sleep(struct policy_run *run, struct policy_step *step)
 {
 	if (no_run(run, step))
 		return;
-	run_lua(run, 0, step);
+	run_lua(run, 0, true, step);
 }
 
 void policy_abandon(struct policy_run *run)

@@ -2,18 +2,16 @@
  * The daemon's handle on its policy worker (worker.h): a runner whose runs
  * execute in a child process.
  *
- * The process is in one of three states: none (between a death and the
- * respawn that follows, see on_died), loading (the Load frame is sent, Loaded
- * awaited, at most LOAD_TIMEOUT_MS), ready. Each run is:
- *   queued  begun while the worker was not ready: Begin goes when it is;
- *   owed    the worker owes a Step (it runs Lua for it): the watchdog runs;
- *   ours    the daemon has the turn (it probes or sleeps for the run);
- *   lost    the worker died during the daemon's turn: the next resume fails;
- *   failing its failure is on its way to the callback (from the loop).
- * A run whose watchdog fires (its deadline plus WORKER_GRACE_NS) while the
- * worker owes it a step is a runaway: the worker is killed and started
- * again. Runs answered this way get a FAILED step, "timeout" for the
- * runaway and "crash" for the others it took down.
+ * The process is in one of three states: none (after a death, until the
+ * respawn on_died decides on, or until the next check needs one), loading (the Load frame is sent,
+ * Loaded awaited, at most LOAD_TIMEOUT_MS), ready. Each run is: queued  begun while the worker was
+ * not ready: Begin goes when it is; owed    the worker owes a Step (it runs Lua for it): the
+ * watchdog runs; ours    the daemon has the turn (it probes or sleeps for the run); lost    the
+ * worker died during the daemon's turn: the next resume fails; failing its failure is on its way to
+ * the callback (from the loop). A run whose watchdog fires (its deadline plus WORKER_GRACE_NS)
+ * while the worker owes it a step is a runaway: the worker is killed and started again. Runs
+ * answered this way get a FAILED step, "timeout" for the runaway and "crash" for the others it took
+ * down.
  *
  * All I/O goes through one bufferevent; frames are wire.h's. Steps reach
  * the runs' callbacks from the loop, as runner.h promises, with a reference
@@ -53,8 +51,7 @@ extern char **environ;
  * A worker that dies on its own within CRASH_QUICK_NS of its start is
  * restarted after a delay that doubles from CRASH_BACKOFF_MIN_MS up to
  * CRASH_BACKOFF_MAX_MS, so that a policy that kills its worker at every
- * check cannot keep the daemon spawning. A worker that lived longer, or
- * that we killed, is restarted at once.
+ * check cannot keep the daemon spawning. Other restarts: see on_died.
  */
 #define CRASH_QUICK_NS       1000000000LL
 #define CRASH_BACKOFF_MIN_MS 100
@@ -70,6 +67,7 @@ struct worker_run {
 	runner_step_cb cb;
 	void *cb_arg;
 	int64_t deadline_ns;
+	int64_t begun_ns; /* when the check began it */
 	enum run_state state;
 	struct event *watchdog;
 	struct event *fail_event; /* delivers a failure made here, from the loop */
@@ -135,10 +133,15 @@ static void run_free(struct worker_run *run)
 	free(run);
 }
 
-/* The watchdog fires at the run's deadline plus the grace, however late it is armed. */
+/*
+ * The watchdog fires at the run's deadline plus the grace, however late it
+ * is armed; a run begun with no time at all (a negative timeout) counts
+ * from its beginning, so that its worker gets the grace too.
+ */
 static void arm_watchdog(struct worker_run *run)
 {
-	struct timeval tv = clock_timeval(clock_left(clock_add(run->deadline_ns, WORKER_GRACE_NS)));
+	int64_t end = run->deadline_ns > run->begun_ns ? run->deadline_ns : run->begun_ns;
+	struct timeval tv = clock_timeval(clock_left(clock_add(end, WORKER_GRACE_NS)));
 	evtimer_add(run->watchdog, &tv);
 }
 
@@ -379,7 +382,8 @@ static void on_loaded(struct worker *w, const LpWorker__Loaded *ld)
 	for (struct worker_run *r = w->runs; r; r = r->next) {
 		if (r->state != RUN_QUEUED)
 			continue;
-		if (now >= r->deadline_ns) /* too late to begin: its check is over */
+		/* Its time ran out while the worker loaded (a run given none still begins). */
+		if (now >= r->deadline_ns && r->deadline_ns > r->begun_ns)
 			fail_soon(r, STOP_TIMEOUT, late_start_detail(w));
 		else
 			owe(r, send_begin(w, r));
@@ -389,8 +393,9 @@ static void on_loaded(struct worker *w, const LpWorker__Loaded *ld)
 
 /*
  * What policy.c can send: a known kind and reason, a sleep or probe of a
- * non-negative length (a probe's may be infinite), a verdict's status in 200-599 with a body of
- * at most POLICY_BODY_MAX. Anything else is a worker that broke the
+ * non-negative length (a probe's may be infinite), a verdict's status in
+ * 200-399 when healthy and 400-599 when not, with a body of at most
+ * POLICY_BODY_MAX, a failure's reason. Anything else is a worker that broke the
  * protocol. Compared as the wire's integers, before any enum cast.
  */
 static bool step_frame_valid(const LpWorker__Step *s)
@@ -402,8 +407,10 @@ static bool step_frame_valid(const LpWorker__Step *s)
 	if (s->kind == RUNNER_STEP_PROBE || s->kind == RUNNER_STEP_SLEEP)
 		return s->seconds >= 0; /* false for NaN; math.huge is a probe timeout */
 	if (s->kind == RUNNER_STEP_DONE)
-		return s->status >= 200 && s->status <= 599 && s->body.len <= POLICY_BODY_MAX;
-	return true;
+		return (s->healthy ? s->status >= 200 && s->status <= 399
+		                   : s->status >= 400 && s->status <= 599) &&
+		       s->body.len <= POLICY_BODY_MAX;
+	return s->reason != STOP_NONE; /* a failure has a reason */
 }
 
 static void on_step_frame(struct worker *w, const LpWorker__Step *s)
@@ -678,6 +685,7 @@ static struct runner_run *worker_begin(struct runner *r, int64_t deadline_ns, ru
 	run->cb = cb;
 	run->cb_arg = arg;
 	run->deadline_ns = deadline_ns;
+	run->begun_ns = clock_now_ns();
 	run->state = RUN_QUEUED;
 	run->watchdog = evtimer_new(w->ev, on_watchdog, run);
 	run->fail_event = event_new(w->ev, -1, 0, on_fail_event, run);

@@ -976,6 +976,39 @@ class WorkerTest(PolicyCase):
             with open("/proc/%d/status" % self.worker_pid(d)) as f:
                 self.assertIn("Seccomp:\t2", f.read())
 
+    def test_no_time_at_all_still_runs_the_policy(self):
+        # --probe-timeout=-1s (so a check deadline already past): the policy
+        # still runs, its probe fails at once with upstream's text, and
+        # neither the worker's watchdog nor the check's own limit fires
+        # before the worker could answer.
+        path = self.write("return { check = function(ctx)\n"
+                          "  local r = ctx.probe()\n"
+                          "  return r.ok, r.error or 'fine'\n"
+                          "end }\n")
+        mock, d = self.policy_daemon(path, "--probe-timeout=-1s")
+        worker = self.worker_pid(d)
+        for _ in range(3):
+            r = d.request()
+            self.assertHealthz(r, 500, h.CONNECT_FAIL_BODY)
+            self.assertLess(r.elapsed, h.scaled(0.25))
+        self.assertEqual(self.fallbacks(d), [])
+        self.assertEqual(self.worker_pid(d), worker)
+
+    def test_reload_signal_during_shutdown(self):
+        # SIGHUP right behind SIGTERM reaches the loop's last pass, after the
+        # policy source is freed: it is ignored (the sanitizer build would
+        # report a use after free), and the daemon exits 0.
+        path = self.write(versioned("custom"))
+        for _ in range(5):
+            mock, d = self.policy_daemon(path)
+            os.kill(d.pid, signal.SIGTERM)
+            d.wait_log("Shutting down", 5)
+            os.kill(d.pid, signal.SIGHUP)
+            rc = d.wait(h.SHUTDOWN_TIMEOUT + (30 if d.wrapped else 0))
+            self.assertEqual(rc, 0, d.stderr()[-3000:])
+            self.assertNotIn("AddressSanitizer", d.stderr())
+            self.stop_mock(mock)
+
     def run_worker_fed(self, data):
         """Runs a bare worker whose socket (fd 3) gets data, then EOF; returns its status."""
         ours, theirs = socket.socketpair()

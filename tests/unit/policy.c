@@ -118,6 +118,17 @@ static void test_builtin(void)
 	policy_resume_probe(run, &late, &st);
 	expect_done(false, 500, "context deadline exceeded");
 	policy_free(p);
+
+	/* The smallest instruction limits still run it: its one resume is within any budget. */
+	for (int64_t limit = 1; limit <= 200; limit += 99) {
+		limits.instructions = limit;
+		p = policy_new_builtin(&limits, fixture_err, sizeof(fixture_err));
+		CHECK(p != NULL);
+		if (!p)
+			continue;
+		check_builtin(p, fixture_result(true, 0, 1, "", ""), true, 200, "ok");
+		policy_free(p);
+	}
 }
 
 /* ---- ctx.probe() and ctx.sleep() become steps ---- */
