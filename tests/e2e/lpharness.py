@@ -800,6 +800,16 @@ def zombie_children(pid):
     return out
 
 
+def process_state(pid):
+    """The one-letter state of pid (R, S, D, Z, ...), or None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()[0]
+
+
 def cpu_ticks(pid, reaped=False):
     """utime + stime of pid in clock ticks, or None if it is gone.
 
