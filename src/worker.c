@@ -3,15 +3,18 @@
  * execute in a child process.
  *
  * The process is in one of three states: none (after a death, until the
- * respawn on_died decides on, or until the next check needs one), loading (the Load frame is sent,
- * Loaded awaited, at most LOAD_TIMEOUT_MS), ready. Each run is: queued  begun while the worker was
- * not ready: Begin goes when it is; owed    the worker owes a Step (it runs Lua for it): the
- * watchdog runs; ours    the daemon has the turn (it probes or sleeps for the run); lost    the
- * worker died during the daemon's turn: the next resume fails; failing its failure is on its way to
- * the callback (from the loop). A run whose watchdog fires (its deadline plus WORKER_GRACE_NS)
- * while the worker owes it a step is a runaway: the worker is killed and started again. Runs
- * answered this way get a FAILED step, "timeout" for the runaway and "crash" for the others it took
- * down.
+ * restart on_died decides on, or until the next check needs one), loading
+ * (the Load frame is sent, Loaded awaited, at most LOAD_TIMEOUT_MS), ready.
+ * Each run is:
+ *   queued  begun while the worker was not ready: Begin goes when it is;
+ *   owed    the worker owes a Step (it runs Lua for it): the watchdog runs;
+ *   ours    the daemon has the turn (it probes or sleeps for the run);
+ *   lost    the worker died during the daemon's turn: the next resume fails;
+ *   failing its failure is on its way to the callback (from the loop).
+ * A run whose watchdog fires (its deadline plus WORKER_GRACE_NS) while the
+ * worker owes it a step is a runaway: the worker is killed and started
+ * again. Runs answered this way get a FAILED step, "timeout" for the
+ * runaway and "crash" for the others it took down.
  *
  * All I/O goes through one bufferevent; frames are wire.h's. Steps reach
  * the runs' callbacks from the loop, as runner.h promises, with a reference
