@@ -112,8 +112,7 @@ static void begin_run(struct check *c, struct runner *r)
 {
 	runner_unref(c->run_runner);
 	c->run_runner = runner_ref(r);
-	/* From now at the earliest: a check given no time (a negative timeout) still gets the
-	 * grace. */
+	/* From now at the earliest: a check given no time (negative timeout) gets the grace too. */
 	int64_t now = clock_now_ns();
 	int64_t end = c->deadline_ns > now ? c->deadline_ns : now;
 	struct timeval tv = clock_timeval(clock_left(clock_add(end, HARD_GRACE_NS)));

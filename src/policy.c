@@ -105,8 +105,8 @@ static int ctx_probe(lua_State *L)
 		return lua_yield(L, 0);
 	}
 	run->request = REQUEST_PROBE;
-	run->request_seconds =
-	        timeout > 0 ? timeout : 0; /* 0, negative or NaN: the probe timeout */
+	/* 0, negative or NaN: the probe timeout. */
+	run->request_seconds = timeout > 0 ? timeout : 0;
 	return lua_yield(L, 0);
 }
 

@@ -50,8 +50,10 @@ static int flush(struct child *c)
 	return 0;
 }
 
-/* Reads until one whole frame is in: 0 with *f, 1 at EOF (or a read error), -1 on a malformed
- * frame. */
+/*
+ * Reads until one whole frame is in: 0 with *f, 1 at EOF (or a read
+ * error), -1 on a malformed frame.
+ */
 static int read_frame(struct child *c, LpWorker__Frame **f)
 {
 	for (;;) {
@@ -291,8 +293,7 @@ int worker_child_main(int argc, char **argv)
 		LpWorker__Frame *f = NULL;
 		int rc = read_frame(&c, &f);
 		if (rc != 0) {
-			/* The daemon closed the socket: exit quietly; it broke the protocol: fail.
-			 */
+			/* EOF: the daemon left, exit quietly. Garbage: it broke the protocol. */
 			status = rc < 0;
 			break;
 		}
