@@ -261,7 +261,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("cannot build the values", &step);
 	int n = lua_gettop(L) - top;
 	lua_xmove(L, r->co, n);
-	run_lua(r, n, &step);
+	run_lua(r, n, true, &step);
 
 	if (expected(&vs, &want)) {
 		if (step.kind != POLICY_STEP_DONE || step.healthy != want.healthy ||
