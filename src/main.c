@@ -203,6 +203,25 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
+ * The loop. With epoll, libevent's changelist folds the changes one loop
+ * pass makes to a socket's events into one epoll_ctl: answering a request
+ * stops reading (http.c) and starts writing in the same pass, and
+ * finishing the write does the reverse. (The changelist is unsafe only
+ * for descriptors dup()ed within this process, which the daemon never
+ * makes.)
+ */
+static struct event_base *new_event_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	if (!cfg)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	struct event_base *base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
+/*
  * Shut-down is bounded: gRPC's teardown can wait for threads that never
  * come (when none could be created), and SIGTERM must still end the
  * process. Past the limit the process exits at once with the code it was
@@ -358,7 +377,7 @@ int main(int argc, char **argv)
 		policy_free(builtin);
 		goto out;
 	}
-	d.base = event_base_new();
+	d.base = new_event_base();
 	d.metrics = metrics_new();
 	d.builtin = d.base ? runner_local_new(d.base, builtin) : (policy_free(builtin), NULL);
 	if (!d.base || !d.metrics || !d.builtin) {
