@@ -474,15 +474,18 @@ return driver
         mock = self.swap_driver(mock, sig=signal.SIGKILL)
         self.back_to_healthy(d)
         # gRPC reads the whole 5 MiB (in HTTP/2 frames) before it refuses
-        # it; malloc keeps the freed buffers. Measured: RSS stays within
-        # +3..9 MiB of the baseline over 60 such replies (bounded, no leak).
-        # The tolerance: two such messages' worth, plus the usual 1 MiB.
+        # it; malloc keeps the freed buffers, in whichever of gRPC's
+        # threads' arenas read them. Measured: RSS stays within +3..9 MiB of
+        # the baseline over 80 such replies (bounded, no leak), dd9c3d8
+        # alike; one CI run saw +12 MiB. The tolerance: three such
+        # messages' worth, plus the usual 1 MiB (a leak of one message per
+        # reply would still show as +75 MiB).
         # Under ASan the quarantine (256 MiB) keeps each freed 5 MiB buffer
         # and its frame copies: 8 MiB per reply on top of the usual bound
         # (measured: +97 MiB after 15 replies, hence only 5 there).
         tol = RSS_TOL_KIB
         if tol is not None:
-            tol += 8 * 1024 * len(answers) if SANITIZED else 10 * 1024
+            tol += 8 * 1024 * len(answers) if SANITIZED else 15 * 1024
         self.assertBackToBaseline(d, base, tol)
         self.record(11, "5 MiB reply, over gRPC's 4 MiB limit "
                         "(script `oversized_response`)",
