@@ -17,6 +17,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* Events closer together than this are one change (a ConfigMap swap is several). */
@@ -40,7 +41,7 @@ struct watch {
 
 static void arm(struct event *ev, int ms)
 {
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	struct timeval tv = clock_timeval((int64_t)ms * 1000000);
 	evtimer_add(ev, &tv);
 }
 

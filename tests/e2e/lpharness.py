@@ -495,6 +495,25 @@ def http_request(port, method="GET", path="/healthz", headers=None,
         conn.close()
 
 
+def exchange(port, data, half_close=False, timeout=5.0):
+    """Sends raw bytes on a fresh connection (then, with half_close, shuts
+    down writing) and returns all the server sends until it closes."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(scaled(timeout))
+    try:
+        s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+    finally:
+        s.close()
+
+
 def free_port():
     """A TCP port free on every address (IPv4 and IPv6) right now."""
     s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -762,52 +781,47 @@ def main():
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def child_pids(pid):
-    """Pids of the live children of pid (e.g. the daemon's policy worker)."""
-    out = []
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return out
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(name))
-    return sorted(out)
-
-
-def zombie_children(pid):
-    """Pids of the children of pid that have exited and are not reaped yet."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid and fields[0] == "Z":
-            out.append(int(name))
-    return out
-
-
-def process_state(pid):
-    """The one-letter state of pid (R, S, D, Z, ...), or None if it is gone."""
+def _stat_fields(pid):
+    """The fields of /proc/pid/stat after the command name (state first), or
+    None if pid is gone."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             stat = f.read()
     except OSError:
         return None
-    return stat[stat.rindex(")") + 2:].split()[0]
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def _children(pid):
+    """(child pid, state letter) for every process whose parent is pid."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        fields = _stat_fields(int(name))
+        if fields is not None and int(fields[1]) == pid:
+            out.append((int(name), fields[0]))
+    return sorted(out)
+
+
+def child_pids(pid):
+    """Pids of the live children of pid (e.g. the daemon's policy worker)."""
+    return [c for c, state in _children(pid) if state != "Z"]
+
+
+def zombie_children(pid):
+    """Pids of the children of pid that have exited and are not reaped yet."""
+    return [c for c, state in _children(pid) if state == "Z"]
+
+
+def process_state(pid):
+    """The one-letter state of pid (R, S, D, Z, ...), or None if it is gone."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
 
 
 def cpu_ticks(pid, reaped=False):
@@ -816,13 +830,11 @@ def cpu_ticks(pid, reaped=False):
     reaped=True adds cutime + cstime: what its children that it has
     waited for used.
     """
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except OSError:
+    fields = _stat_fields(pid)
+    if fields is None:
         return None
-    fields = [int(x) for x in stat[stat.rindex(")") + 2:].split()[11:15]]
-    return sum(fields) if reaped else fields[0] + fields[1]
+    ticks = [int(x) for x in fields[11:15]]
+    return sum(ticks) if reaped else ticks[0] + ticks[1]
 
 
 def cpu_share(pids, seconds=1.0):

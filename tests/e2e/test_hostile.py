@@ -79,27 +79,12 @@ class PipeliningClientTest(h.LPTestCase):
 class HalfCloseTest(PolicyCase):
     """Every request received is answered, in full, before the connection closes."""
 
-    def half_closed_exchange(self, port, data):
-        s = socket.create_connection(("127.0.0.1", port))
-        s.settimeout(h.scaled(5.0))
-        try:
-            s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
-            out = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return out
-                out += chunk
-        finally:
-            s.close()
-
     def test_pipelined_then_shutdown_write(self):
         mock, d = self.healthy_daemon()
         for path in ("/healthz", "/nope"):
             with self.subTest(path=path):
                 req = ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode()
-                out = self.half_closed_exchange(d.port, req * 2)
+                out = h.exchange(d.port, req * 2, half_close=True)
                 self.assertEqual(out.count(b"HTTP/1.1 "), 2, out)
 
     def test_large_body_whole(self):
@@ -108,8 +93,7 @@ class HalfCloseTest(PolicyCase):
         policy = self.write("return { check = function(ctx) ctx.probe()\n"
                             "  return true, string.rep('x', 900 * 1024) end }\n")
         mock, d = self.policy_daemon(policy)
-        out = self.half_closed_exchange(
-            d.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        out = h.exchange(d.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", half_close=True)
         head, _, body = out.partition(b"\r\n\r\n")
         self.assertIn(b"Content-Length: %d" % (900 * 1024), head)
         self.assertEqual(len(body), 900 * 1024)
@@ -371,37 +355,24 @@ class PolicyPathQuotedTest(PolicyCase):
 class StrictHeadersTest(h.LPTestCase):
     """What Go's net/http refuses is refused; HTTP/1.x is answered as HTTP/1.1."""
 
-    def raw(self, port, data):
-        s = socket.create_connection(("127.0.0.1", port))
-        s.settimeout(h.scaled(3.0))
-        try:
-            s.sendall(data)
-            out = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return out
-                out += chunk
-        finally:
-            s.close()
-
     def test_content_length_forms(self):
         mock, d = self.healthy_daemon()
         for head in (b"Content-Length: +5", b"Content-Length : 5", b"Content-Length: 0x5",
                      b"Content-Length: 5, 5"):
             with self.subTest(head=head):
-                out = self.raw(d.port, b"POST /healthz HTTP/1.1\r\nHost: x\r\n" + head +
-                               b"\r\n\r\nabcde")
+                out = h.exchange(d.port, b"POST /healthz HTTP/1.1\r\nHost: x\r\n" + head +
+                                 b"\r\n\r\nabcde", timeout=3.0)
                 self.assertTrue(out.startswith(b"HTTP/1.1 400 Bad Request\r\n"), out)
                 self.assertEqual(out.count(b"HTTP/1.1 "), 1, out)
         self.assertEqual(mock.calls(), 0)
-        out = self.raw(d.port, b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-                       b"Connection: close\r\n\r\nabcde")
+        out = h.exchange(d.port, b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                         b"Connection: close\r\n\r\nabcde", timeout=3.0)
         self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), out)
 
     def test_http_1_2_answered_as_1_1(self):
         mock, d = self.healthy_daemon()
-        out = self.raw(d.port, b"GET /healthz HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = h.exchange(d.port, b"GET /healthz HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n",
+                         timeout=3.0)
         self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), out)
 
 

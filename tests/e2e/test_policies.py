@@ -417,16 +417,8 @@ class CtxTest(PolicyCase):
         # connection reads it as the start of the next response.
         path = self.write("return { check = function(ctx) return true, 'fine', 204 end }\n")
         mock, d = self.policy_daemon(path)
-        s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
-        self.addCleanup(s.close)
         req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-        s.sendall(req + req[:-2] + b"Connection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = h.exchange(d.port, req + req[:-2] + b"Connection: close\r\n\r\n")
         first, _, rest = data.partition(b"\r\n\r\n")
         self.assertTrue(first.startswith(b"HTTP/1.1 204 "), data)
         self.assertNotIn(b"content-length: 4", first.lower(), data)
