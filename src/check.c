@@ -17,6 +17,7 @@
  */
 #include "check.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include <event2/event.h>
 
 #include "clock.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "runner.h"
@@ -60,6 +62,13 @@ struct check {
 	struct csi_probe_result last; /* last probe result of this check */
 	bool have_last;
 
+	/* For the record (health.h). */
+	int64_t begun_ns;
+	uint64_t first_seq;
+	unsigned probes;
+	enum stop_reason fallback_reason; /* STOP_NONE: no fallback */
+	char fallback_detail[HEALTH_TEXT_MAX];
+
 	struct event *sleep_timer;
 	struct event *hard_timer;   /* the run's deadline plus HARD_GRACE_NS */
 	struct event *start_failed; /* a run that could not even begin, answered from the loop */
@@ -70,6 +79,12 @@ static void on_step(const struct runner_step *s, void *arg);
 /* Logs the one line a failed check gets, with upstream's wording where it applies. */
 static void log_verdict(struct check *c, const struct runner_step *s)
 {
+	if (c->options.endpoint != ENDPOINT_HEALTHZ) {
+		/* Not upstream's: changes are logged (health.c); each verdict only at -v=2. */
+		LOG_INFO_V(2, s->healthy ? "Check succeeded" : "Check failed", "endpoint",
+		           endpoint_name(c->options.endpoint), "body", s->body);
+		return;
+	}
 	if (s->healthy) {
 		LOG_INFO_V(5, "Health check succeeded");
 		return;
@@ -82,6 +97,33 @@ static void log_verdict(struct check *c, const struct runner_step *s)
 		LOG_E("Driver responded but is not ready");
 	else
 		LOG_E("Health check failed", "err", s->body);
+}
+
+/* Keeps the check's record; NULL when nothing keeps records. */
+static const struct health_check *record(struct check *c, bool healthy, int status,
+                                         const char *body, size_t body_len)
+{
+	struct health *h = c->options.health;
+	if (!h)
+		return NULL;
+	struct health_check rec;
+	struct health_check *r = &rec;
+	memset(r, 0, offsetof(struct health_check, body));
+	r->at = health_wall_now();
+	r->endpoint = c->options.endpoint;
+	r->healthy = healthy;
+	r->status = status;
+	r->body_len = health_copy_text(r->body, body, body_len);
+	if (c->fallback_reason != STOP_NONE)
+		health_copy_text(r->reason, c->fallback_detail, strlen(c->fallback_detail));
+	else
+		health_copy_text(r->reason, body, body_len);
+	r->fallback = c->fallback_reason;
+	r->seconds = (double)clock_sub(clock_now_ns(), c->begun_ns) / 1e9;
+	r->probes = c->probes;
+	r->first_seq = c->first_seq;
+	r->end_seq = health_next_seq(h);
+	return health_add_check(h, r);
 }
 
 /* The check is over: every waiter gets the verdict. */
@@ -99,6 +141,7 @@ static void answer(struct check *c, bool healthy, int status, const char *body, 
 		metrics_set_policy_memory(c->metrics, runner_memory(c->runner));
 	runner_unref(c->run_runner);
 	c->run_runner = NULL;
+	v.record = record(c, healthy, status, body, body_len);
 	while (w) {
 		struct check_waiter *next = w->next;
 		w->cb(&v, w->arg);
@@ -117,7 +160,7 @@ static void begin_run(struct check *c, struct runner *r)
 	int64_t end = c->deadline_ns > now ? c->deadline_ns : now;
 	struct timeval tv = clock_timeval(clock_left(clock_add(end, HARD_GRACE_NS)));
 	evtimer_add(c->hard_timer, &tv);
-	c->run = runner_begin(r, c->deadline_ns, on_step, c);
+	c->run = runner_begin(r, c->options.endpoint, c->deadline_ns, on_step, c);
 	if (!c->run)
 		event_active(c->start_failed, EV_TIMEOUT, 0);
 }
@@ -137,8 +180,14 @@ static void stop_run(struct check *c)
 static void fallback(struct check *c, enum stop_reason reason, const char *detail)
 {
 	LOG_E("Policy failed, answering with the built-in policy", "reason",
-	      stop_reason_label(reason), "err", detail);
+	      stop_reason_label(reason), "err", detail, "endpoint",
+	      endpoint_name(c->options.endpoint));
 	metrics_count_fallback(c->metrics, reason);
+	if (c->fallback_reason == STOP_NONE) {
+		/* The first failure is the reason; its first line, without the traceback. */
+		c->fallback_reason = reason;
+		health_copy_text(c->fallback_detail, detail, strcspn(detail, "\n"));
+	}
 	if (c->falling_back || c->run_runner == c->builtin) {
 		/* The built-in policy itself failed: nothing left to ask. */
 		answer(c, false, 500, policy_failure, sizeof(policy_failure) - 1);
@@ -164,12 +213,22 @@ static void on_start_failed(evutil_socket_t fd, short what, void *arg)
 	fallback(c, STOP_MEMORY, "out of memory starting the check");
 }
 
+/* A probe made for this check ended: kept as the last result and in the record. */
+static void note_probe(struct check *c, const struct csi_probe_result *r)
+{
+	if (r != &c->last)
+		c->last = *r;
+	c->have_last = true;
+	c->probes++;
+	if (c->options.health)
+		health_add_probe(c->options.health, c->options.endpoint, r);
+}
+
 static void on_probe_result(const struct csi_probe_result *r, void *arg)
 {
 	struct check *c = arg;
 	c->probe = NULL;
-	c->last = *r;
-	c->have_last = true;
+	note_probe(c, r);
 	runner_resume_probe(c->run, r);
 }
 
@@ -194,11 +253,9 @@ static void do_probe(struct check *c, double seconds)
 			return;
 	}
 	/* No time left (or --probe-timeout <= 0, or no probe): fails at once, as upstream. */
-	struct csi_probe_result r;
-	csi_unreachable_result(&r, 0);
-	c->last = r;
-	c->have_last = true;
-	runner_resume_probe(c->run, &r);
+	csi_unreachable_result(&c->last, 0);
+	note_probe(c, &c->last);
+	runner_resume_probe(c->run, &c->last);
 }
 
 static void on_sleep_done(evutil_socket_t fd, short what, void *arg)
@@ -271,6 +328,20 @@ void check_set_runner(struct check *c, struct runner *runner)
 	c->runner = runner;
 }
 
+/* Starts a check: the deciding runner's function for the endpoint, or the built-in one. */
+static void start(struct check *c)
+{
+	c->running = true;
+	c->have_last = false;
+	c->falling_back = c->replay = false;
+	c->begun_ns = clock_now_ns();
+	c->probes = 0;
+	c->first_seq = c->options.health ? health_next_seq(c->options.health) : 0;
+	c->fallback_reason = STOP_NONE;
+	c->deadline_ns = clock_deadline(c->options.check_timeout_ns);
+	begin_run(c, runner_answers(c->runner, c->options.endpoint) ? c->runner : c->builtin);
+}
+
 struct check_waiter *check_submit(struct check *c, check_cb cb, void *arg)
 {
 	struct check_waiter *w = calloc(1, sizeof(*w));
@@ -284,13 +355,15 @@ struct check_waiter *check_submit(struct check *c, check_cb cb, void *arg)
 		metrics_count_coalesced(c->metrics);
 		return w;
 	}
-	c->running = true;
-	c->have_last = false;
-	c->falling_back = c->replay = false;
-	c->deadline_ns = clock_deadline(c->options.check_timeout_ns);
 	/* Runners answer from the loop: no step reaches us before the caller holds w. */
-	begin_run(c, c->runner);
+	start(c);
 	return w;
+}
+
+void check_start(struct check *c)
+{
+	if (!c->running)
+		start(c);
 }
 
 void check_cancel(struct check *c, struct check_waiter *w)

@@ -1,5 +1,5 @@
 /*
- * One endpoint's health checks (DESIGN.md): a request joins the check in
+ * One endpoint's health checks (DESIGN.md; endpoint.h): a request joins the check in
  * flight or starts one, and every waiting request gets the same verdict.
  * A check runs the policy through a runner (runner.h), carries out its
  * probes and sleeps, and falls back to the built-in policy when the policy
@@ -13,8 +13,11 @@
 #include <stdint.h>
 
 #include "csi.h" /* csi_probe_cb, struct csi_driver */
+#include "endpoint.h"
 
 struct event_base;
+struct health;
+struct health_check;
 struct metrics;
 struct runner;
 struct check;
@@ -25,6 +28,7 @@ struct check_verdict {
 	int status;       /* HTTP status */
 	const char *body; /* valid during the callback only */
 	size_t body_len;
+	const struct health_check *record; /* the check as kept (reason, probes); may be NULL */
 };
 
 typedef void (*check_cb)(const struct check_verdict *verdict, void *arg);
@@ -43,12 +47,15 @@ struct check_prober {
 struct check_options {
 	int64_t probe_timeout_ns; /* default ctx.probe() timeout */
 	int64_t check_timeout_ns; /* the whole check's budget */
+	enum endpoint endpoint;   /* the question: which policy function answers */
+	struct health *health;    /* where checks and probes are kept; NULL: nowhere */
 };
 
 /*
  * builtin runs the built-in policy in this process: it decides until
- * check_set_runner says otherwise, and answers by fallback when the
- * deciding runner's policy fails. The check holds a reference to it.
+ * check_set_runner says otherwise, answers when the deciding runner's
+ * policy has no function for the endpoint, and answers by fallback when
+ * that policy fails. The check holds a reference to it.
  * driver (borrowed) names the driver in log lines.
  */
 struct check *check_new(struct event_base *base, const struct check_prober *prober,
@@ -67,6 +74,12 @@ void check_set_runner(struct check *c, struct runner *runner);
  * NULL only when out of memory.
  */
 struct check_waiter *check_submit(struct check *c, check_cb cb, void *arg);
+
+/*
+ * Starts a check with nobody waiting (--probe-interval), unless one is in
+ * flight: requests that arrive meanwhile join it.
+ */
+void check_start(struct check *c);
 
 /* The request went away: it will not be called back. */
 void check_cancel(struct check *c, struct check_waiter *w);

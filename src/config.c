@@ -166,6 +166,14 @@ static const struct goflag flags[] = {
          "Time allowed for one whole health check, policy included;\n"
          "unset means the probe timeout",
          NULL, NULL, false},
+        {"status", GOFLAG_BOOL, IN_CONFIG(status), "true", 0,
+         "Serve /status (the recent checks and probes, as JSON or text) beside /healthz", NULL,
+         NULL, false},
+        {"probe-interval", GOFLAG_DURATION, IN_CONFIG(probe_interval_ns), NULL, 0,
+         "Also run the /healthz check on its own this often, so /status, the health metrics\n"
+         "and the transition log stay current between kubelet's requests; 0 means off;\n"
+         "otherwise at least --check-timeout",
+         NULL, NULL, false},
         {"policy-memory-limit", GOFLAG_SIZE, IN_CONFIG(policy_memory_limit), "16Mi", 64 * 1024,
          "Most memory the policy's Lua state may use: bytes, or a number with Ki, Mi or Gi;\n"
          "at least 64Ki",
@@ -321,9 +329,28 @@ static const char *metrics_path_problem(const struct config *cfg)
 		return "must not be empty";
 	if (cfg->metrics_path[0] != '/')
 		return "must start with \"/\"";
-	if (cfg->http_endpoint[0] != '\0' && strcmp(cfg->metrics_path, "/healthz") == 0)
-		return "/healthz is already served on the --http-endpoint listener";
+	static const char *const served[] = {"/healthz", "/readyz", "/startupz", "/status"};
+	static const char *const why[] = {
+	        "/healthz is already served on the --http-endpoint listener",
+	        "/readyz is already served on the --http-endpoint listener",
+	        "/startupz is already served on the --http-endpoint listener",
+	        "/status is already served on the --http-endpoint listener"};
+	for (size_t i = 0; cfg->http_endpoint[0] != '\0' && i < sizeof(served) / sizeof(served[0]);
+	     i++)
+		if (strcmp(cfg->metrics_path, served[i]) == 0)
+			return why[i];
 	return NULL;
+}
+
+/* Why --probe-interval cannot be used, or NULL: 0 is off; else no shorter than a check. */
+static const char *probe_interval_problem(const struct config *cfg, char *buf, size_t len)
+{
+	if (cfg->probe_interval_ns == 0 || cfg->probe_interval_ns >= cfg->check_timeout_ns)
+		return NULL;
+	char check[64];
+	duration_format(cfg->check_timeout_ns, check, sizeof(check));
+	snprintf(buf, len, "must be 0 (off) or at least --check-timeout (%s)", check);
+	return buf;
 }
 
 /* ---- parsing ---- */
@@ -392,6 +419,18 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, FILE 
 		goflag_report_bad_value(err,
 		                        &flags[goflag_find(flags, FLAG_COUNT, "metrics-path", 12)],
 		                        cfg->metrics_path, reason);
+		goflag_usage(err, argc > 0 && argv[0] != NULL ? argv[0] : "", flags, FLAG_COUNT);
+		result = CONFIG_BAD_FLAG;
+		goto out;
+	}
+	char why[128];
+	reason = probe_interval_problem(cfg, why, sizeof(why));
+	if (reason != NULL) {
+		char value[64];
+		duration_format(cfg->probe_interval_ns, value, sizeof(value));
+		goflag_report_bad_value(
+		        err, &flags[goflag_find(flags, FLAG_COUNT, "probe-interval", 14)], value,
+		        reason);
 		goflag_usage(err, argc > 0 && argv[0] != NULL ? argv[0] : "", flags, FLAG_COUNT);
 		result = CONFIG_BAD_FLAG;
 		goto out;

@@ -38,7 +38,9 @@ struct config {
 	char *check_policy_file;  /* --check-policy; NULL = not asked */
 	int64_t check_timeout_ns; /* --check-timeout; defaults to probe_timeout_ns */
 	bool check_timeout_set;
-	int64_t policy_memory_limit;      /* bytes, default 16 MiB */
+	bool status;                 /* --status: serve /status (default true) */
+	int64_t probe_interval_ns;   /* --probe-interval: background /healthz checks; 0 = off */
+	int64_t policy_memory_limit; /* bytes, default 16 MiB */
 	int64_t policy_instruction_limit; /* per check, default 10,000,000 */
 };
 

@@ -314,10 +314,15 @@ static void copy_details(const struct csi_call *c, char *out, size_t len)
 	          GRPC_SLICE_LENGTH(c->details));
 }
 
-static bool channel_ready(struct csi *csi)
+static bool channel_ready(const struct csi *csi)
 {
 	return csi->channel &&
 	       grpc_channel_check_connectivity_state(csi->channel, 0) == GRPC_CHANNEL_READY;
+}
+
+bool csi_connected(const struct csi *csi)
+{
+	return channel_ready(csi);
 }
 
 /*

@@ -97,6 +97,9 @@ void csi_probe_cancel(struct csi_probe *probe);
 /* The driver's identity (csi_driver above); "" fields until GetPluginInfo succeeded. */
 const struct csi_driver *csi_driver(const struct csi *csi);
 
+/* Whether the channel to the driver is connected now (asks gRPC; sends nothing). */
+bool csi_connected(const struct csi *csi);
+
 /* Cancels what is in flight without calling back, stops the threads, frees. */
 void csi_free(struct csi *csi);
 

@@ -27,6 +27,7 @@
 #include "check.h"
 #include "log.h"
 #include "metrics.h"
+#include "status.h"
 
 /* Bounds for hostile clients; /healthz needs neither big headers nor a body. */
 #define MAX_HEADERS_SIZE 16384
@@ -69,12 +70,14 @@ struct http_server {
  */
 static struct http_server *live_servers;
 
-/* A /healthz request waiting for its check. */
+/* A request waiting for its endpoint's check. */
 struct parked {
 	struct http_server *server;
 	struct evhttp_request *req;
 	struct evhttp_connection *conn;
 	struct check_waiter *waiter;
+	enum endpoint endpoint;
+	bool verbose; /* ?verbose: the reason and the probes follow the body */
 };
 
 void http_clean_path(const char *path, char *out, unsigned len)
@@ -214,6 +217,16 @@ static void put_html_escaped(struct evbuffer *out, const char *s)
 	}
 }
 
+/* Adds c to b as it is (keep) or as Go escapes it: %XX, uppercase hex. */
+static void add_escaped(struct evbuffer *b, unsigned char c, bool keep)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	if (keep)
+		evbuffer_add(b, &c, 1);
+	else
+		evbuffer_add_printf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
+}
+
 /*
  * The Location Go's ServeMux sends: url.URL{Path: clean, RawQuery: query}
  * .String(), whose path is escaped as Go escapes paths (all but letters,
@@ -224,25 +237,16 @@ static void put_html_escaped(struct evbuffer *out, const char *s)
  */
 static char *redirect_location(const char *clean, const char *query)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	struct evbuffer *b = evbuffer_new();
 	char *location = NULL;
 	if (!b)
 		return NULL;
-	for (const unsigned char *p = (const unsigned char *)clean; *p; p++) {
-		if (isalnum(*p) || strchr("-_.~$&+,/:;=@", *p))
-			evbuffer_add(b, p, 1);
-		else
-			evbuffer_add_printf(b, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
-	}
+	for (const unsigned char *p = (const unsigned char *)clean; *p; p++)
+		add_escaped(b, *p, isalnum(*p) || strchr("-_.~$&+,/:;=@", *p));
 	if (query) {
 		evbuffer_add(b, "?", 1);
-		for (const unsigned char *p = (const unsigned char *)query; *p; p++) {
-			if (*p >= 0x80)
-				evbuffer_add_printf(b, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
-			else
-				evbuffer_add(b, p, 1);
-		}
+		for (const unsigned char *p = (const unsigned char *)query; *p; p++)
+			add_escaped(b, *p, *p < 0x80);
 	}
 	size_t n = evbuffer_get_length(b);
 	location = malloc(n + 1);
@@ -281,7 +285,16 @@ static void on_verdict(const struct check_verdict *v, void *arg)
 	struct parked *p = arg;
 	evhttp_connection_set_closecb(p->conn, NULL, NULL);
 	set_text_type(p->req);
-	reply(p->req, v->status, NULL, v->body, v->body_len);
+	struct evbuffer *body = p->verbose && v->record ? evbuffer_new() : NULL;
+	if (body) {
+		evbuffer_add(body, v->body, v->body_len);
+		status_render_verbose(p->server->routes.health, v->record, body);
+		size_t len = evbuffer_get_length(body);
+		reply(p->req, v->status, NULL, (const char *)evbuffer_pullup(body, -1), len);
+		evbuffer_free(body);
+	} else {
+		reply(p->req, v->status, NULL, v->body, v->body_len);
+	}
 	free(p);
 }
 
@@ -289,11 +302,12 @@ static void on_verdict(const struct check_verdict *v, void *arg)
 static void on_parked_close(struct evhttp_connection *conn, void *arg)
 {
 	struct parked *p = arg;
-	check_cancel(p->server->routes.healthz, p->waiter);
+	check_cancel(p->server->routes.checks[p->endpoint], p->waiter);
 	free(p);
 }
 
-static void serve_healthz(struct http_server *s, struct evhttp_request *req)
+static void serve_check(struct http_server *s, struct evhttp_request *req, enum endpoint e,
+                        bool verbose)
 {
 	static const char closing[] = "livenessprobe is shutting down";
 	if (s->closing) {
@@ -310,9 +324,11 @@ static void serve_healthz(struct http_server *s, struct evhttp_request *req)
 	p->server = s;
 	p->req = req;
 	p->conn = evhttp_request_get_connection(req);
+	p->endpoint = e;
+	p->verbose = verbose;
 	/* Parked from here until on_verdict or on_parked_close. */
 	evhttp_connection_set_closecb(p->conn, on_parked_close, p);
-	p->waiter = check_submit(s->routes.healthz, on_verdict, p);
+	p->waiter = check_submit(s->routes.checks[e], on_verdict, p);
 	if (!p->waiter) {
 		evhttp_connection_set_closecb(p->conn, NULL, NULL);
 		free(p);
@@ -450,6 +466,107 @@ static bool metrics_match(const struct http_server *s, const char *path)
 }
 
 /*
+ * The value of the query parameter key (decoded, '+' as space) in a
+ * malloc'd string, "" for a key without '=', NULL when absent (or out of
+ * memory). Like Go's url.ParseQuery, '&' separates parameters; a part that
+ * does not decode is skipped.
+ */
+static char *query_param(const char *query, const char *key)
+{
+	for (const char *p = query; p && *p;) {
+		size_t n = strcspn(p, "&");
+		char *part = strndup(p, n);
+		p = p[n] ? p + n + 1 : p + n;
+		if (!part)
+			return NULL;
+		char *eq = strchr(part, '=');
+		if (eq)
+			*eq = '\0';
+		char *name = evhttp_uridecode(part, 1, NULL);
+		bool match = name && strcmp(name, key) == 0;
+		free(name);
+		char *value = match ? evhttp_uridecode(eq ? eq + 1 : "", 1, NULL) : NULL;
+		free(part);
+		if (value)
+			return value;
+	}
+	return NULL;
+}
+
+static bool query_has(const char *query, const char *key)
+{
+	char *v = query_param(query, key);
+	free(v);
+	return v != NULL;
+}
+
+/* Whether an Accept header names text/plain (then /status answers as a table). */
+static bool accepts_text(struct evhttp_request *req)
+{
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+	{
+		if (evutil_ascii_strcasecmp(kv->key, "Accept") != 0)
+			continue;
+		for (const char *v = kv->value; (v = strstr(v, "text/plain")); v++) {
+			size_t before = (size_t)(v - kv->value);
+			char after = v[10];
+			if ((before == 0 || strchr(" ,\t", v[-1])) && strchr(",; \t", after))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* /status: JSON by default, a table with ?format=text or Accept: text/plain. */
+static void serve_status(struct http_server *s, struct evhttp_request *req, const char *query)
+{
+	static const char formats[] = "json, text";
+	enum status_format format = accepts_text(req) ? STATUS_TEXT : STATUS_JSON;
+	char *asked = query_param(query, "format");
+	if (asked && strcmp(asked, "json") == 0) {
+		format = STATUS_JSON;
+	} else if (asked && strcmp(asked, "text") == 0) {
+		format = STATUS_TEXT;
+	} else if (asked) {
+		struct evbuffer *msg = evbuffer_new();
+		if (msg) {
+			evbuffer_add_printf(msg, "unknown format \"%.64s%s\": the formats are %s\n",
+			                    asked, strlen(asked) > 64 ? "..." : "", formats);
+			set_text_type(req);
+			size_t len = evbuffer_get_length(msg);
+			reply(req, 400, "Bad Request", (const char *)evbuffer_pullup(msg, -1), len);
+			evbuffer_free(msg);
+		} else {
+			evhttp_send_error(req, 500, "out of memory");
+		}
+		free(asked);
+		return;
+	}
+	free(asked);
+	struct evbuffer *buf = evbuffer_new();
+	if (!buf) {
+		evhttp_send_error(req, 500, "out of memory");
+		return;
+	}
+	status_render(s->routes.status, format, buf);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  format == STATUS_JSON ? "application/json" : "text/plain; charset=utf-8");
+	size_t len = evbuffer_get_length(buf);
+	reply(req, 200, "OK", (const char *)evbuffer_pullup(buf, -1), len);
+	evbuffer_free(buf);
+}
+
+/* The endpoint whose check answers path, or ENDPOINT_COUNT. */
+static enum endpoint check_route(const struct http_server *s, const char *path)
+{
+	for (int e = 0; e < ENDPOINT_COUNT; e++)
+		if (s->routes.checks[e] && strcmp(path, endpoint_path((enum endpoint)e)) == 0)
+			return (enum endpoint)e;
+	return ENDPOINT_COUNT;
+}
+
+/*
  * The request target's path and query. Origin-form ("/x?q") is split by
  * hand: libevent's URI parser reads "//healthz" as an authority, while Go
  * sees the path "//healthz" (and redirects it). Absolute-form targets
@@ -556,8 +673,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 		reply_redirect(req, clean, query);
 		goto out;
 	}
-	if (s->routes.healthz && strcmp(path, "/healthz") == 0)
-		serve_healthz(s, req);
+	enum endpoint e = check_route(s, path);
+	if (e != ENDPOINT_COUNT)
+		serve_check(s, req, e, query_has(query, "verbose"));
+	else if (s->routes.status && strcmp(path, "/status") == 0)
+		serve_status(s, req, query);
 	else if (metrics_match(s, path))
 		serve_metrics(s, req);
 	else

@@ -1,6 +1,8 @@
 /*
- * The HTTP side (UPSTREAM.md §3.2, §4.2): /healthz runs a check; the metrics
- * path serves the exposition; everything else is Go ServeMux's 404 or 301.
+ * The HTTP side (UPSTREAM.md §3.2, §4.2): /healthz, /readyz and /startupz
+ * run their endpoint's check; /status shows what the checks found; the
+ * metrics path serves the exposition; everything else is Go ServeMux's 404
+ * or 301. Exact routes win over a metrics subtree.
  * One struct http_server per listener kind; both share the loop.
  */
 #ifndef LP_HTTP_H
@@ -9,16 +11,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "endpoint.h"
+
 struct event_base;
 struct check;
+struct health;
 struct metrics;
+struct status_sources;
 struct http_server;
 
 struct http_routes {
-	struct check *healthz;    /* NULL: no /healthz on this server */
-	struct metrics *metrics;  /* NULL: no metrics on this server */
-	const char *metrics_path; /* "/metrics"; a trailing '/' serves the subtree */
-	int64_t idle_timeout_s;   /* a connection silent this long is closed */
+	struct check *checks[ENDPOINT_COUNT]; /* /healthz, /readyz, /startupz; NULL: not here */
+	const struct health *health;          /* for /healthz?verbose */
+	const struct status_sources *status;  /* NULL: no /status on this server (404) */
+	struct metrics *metrics;              /* NULL: no metrics on this server */
+	const char *metrics_path;             /* "/metrics"; a trailing '/' serves the subtree */
+	int64_t idle_timeout_s;               /* a connection silent this long is closed */
 };
 
 struct http_server *http_new(struct event_base *base, const struct http_routes *routes);
@@ -27,7 +35,7 @@ struct http_server *http_new(struct event_base *base, const struct http_routes *
 int http_serve(struct http_server *s, int fd);
 
 /*
- * Stops listening, and answers /healthz requests that still arrive on open
+ * Stops listening, and answers check requests that still arrive on open
  * connections with 500 "livenessprobe is shutting down" without touching
  * the check: call it before the check is freed. NULL is a no-op.
  */

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "utf8.h"
+#include "quote.h"
 
 static int log_verbosity;
 static enum log_format log_fmt = LOG_FORMAT_TEXT;
@@ -83,44 +83,18 @@ static void putf(struct line *l, const char *fmt, ...)
 		put(l, token, (size_t)n < sizeof(token) ? (size_t)n : sizeof(token) - 1);
 }
 
-/*
- * A double-quoted string with Go-style escapes (what klog's %q and JSON both
- * accept for the characters we emit): \" \\ \n \t \r, other control bytes
- * as \u00XX, valid UTF-8 as is. A byte that is not valid UTF-8 becomes
- * \ufffd (U+FFFD) in JSON, which must be UTF-8, and \xNN in text, as Go's
- * %q writes it.
- */
+/* A double-quoted string, escaped as quote.h says (JSON or Go's %q by format). */
 static void put_quoted(struct line *l, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
 	size_t left = strlen(s);
 	puts_(l, "\"");
 	while (left > 0) {
-		uint32_t cp;
-		int n = utf8_decode(p, left, &cp);
-		if (n == 0) {
-			if (log_fmt == LOG_FORMAT_JSON)
-				puts_(l, "\\ufffd");
-			else
-				putf(l, "\\x%02x", *p);
-			n = 1;
-		} else if (cp == '"') {
-			puts_(l, "\\\"");
-		} else if (cp == '\\') {
-			puts_(l, "\\\\");
-		} else if (cp == '\n') {
-			puts_(l, "\\n");
-		} else if (cp == '\t') {
-			puts_(l, "\\t");
-		} else if (cp == '\r') {
-			puts_(l, "\\r");
-		} else if (cp < 0x20 || cp == 0x7f) {
-			putf(l, "\\u%04x", (unsigned)cp);
-		} else {
-			put(l, (const char *)p, (size_t)n);
-		}
-		p += n;
-		left -= (size_t)n;
+		char tok[QUOTE_TOKEN_MAX];
+		size_t used;
+		size_t n = quote_next(s, left, log_fmt == LOG_FORMAT_JSON, tok, &used);
+		put(l, tok, n);
+		s += used;
+		left -= used;
 	}
 	put_closing(l, "\"");
 }

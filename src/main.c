@@ -19,8 +19,10 @@
 #include <event2/event.h>
 
 #include "check.h"
+#include "clock.h"
 #include "config.h"
 #include "csi.h"
+#include "health.h"
 #include "http.h"
 #include "listen.h"
 #include "log.h"
@@ -30,6 +32,8 @@
 #include "policy_verify.h"
 #include "runner.h"
 #include "runner_local.h"
+#include "sha256.h"
+#include "status.h"
 #include "worker.h"
 #include "worker_child.h"
 
@@ -42,7 +46,11 @@ struct daemon {
 	struct runner *builtin;
 	struct policy_source *policy; /* NULL: the built-in policy decides */
 	struct csi *csi;
-	struct check *check;
+	struct health *health;
+	struct check *checks[ENDPOINT_COUNT];
+	struct event *interval_timer; /* --probe-interval */
+	struct status_sources status;
+	char builtin_sha256[SHA256_HEX_LEN + 1];
 	struct http_server *main_server;
 	struct http_server *metrics_server;
 	struct event *sig_term, *sig_int, *sig_hup;
@@ -74,7 +82,10 @@ static int start_listeners(struct daemon *d)
 {
 	const struct config *cfg = &d->cfg;
 	char err[512];
-	struct http_routes routes = {.healthz = d->check, .idle_timeout_s = idle_timeout_s(cfg)};
+	struct http_routes routes = {.health = d->health,
+	                             .status = cfg->status ? &d->status : NULL,
+	                             .idle_timeout_s = idle_timeout_s(cfg)};
+	memcpy(routes.checks, d->checks, sizeof(routes.checks));
 
 	if (cfg->metrics_address[0]) {
 		struct http_routes mroutes = {.metrics = d->metrics,
@@ -118,6 +129,28 @@ static struct csi_probe *probe_driver(void *ctx, int64_t deadline_ns, csi_probe_
 	return csi_probe(ctx, deadline_ns, cb, arg);
 }
 
+/* What /status says of the policy deciding now. */
+static void status_policy(void *ctx, struct status_policy *out)
+{
+	struct daemon *d = ctx;
+	if (d->policy) {
+		policy_source_status(d->policy, out);
+		return;
+	}
+	out->source = "builtin";
+	out->sha256 = d->builtin_sha256;
+	out->loaded_at = metrics_start_time(d->metrics);
+	out->runs_in = runner_runs_in(d->builtin);
+	out->last_reload_error = NULL;
+}
+
+/* --probe-interval: a background /healthz check, unless one is in flight. */
+static void on_interval(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	check_start(d->checks[ENDPOINT_HEALTHZ]);
+}
+
 /* GetPluginInfo answered: the checks and the listeners start. */
 static void on_plugin_info(const struct csi_plugin_info *info, void *arg)
 {
@@ -132,21 +165,39 @@ static void on_plugin_info(const struct csi_plugin_info *info, void *arg)
 	LOG_INFO_V(5, "CSI driver info", "driver", driver->name, "vendor_version",
 	           driver->vendor_version);
 	runner_set_driver(d->builtin, driver->name, driver->vendor_version);
-	struct check_options opts = {.probe_timeout_ns = d->cfg.probe_timeout_ns,
-	                             .check_timeout_ns = d->cfg.check_timeout_ns};
 	struct check_prober prober = {
 	        .probe = probe_driver, .cancel = csi_probe_cancel, .ctx = d->csi};
-	d->check = check_new(d->base, &prober, d->builtin, d->metrics, driver, &opts);
-	if (!d->check) {
-		LOG_E("Cannot set up health checks", "err", "out of memory");
-		stop(d, 1);
-		return;
-	}
-	if (d->policy) {
-		policy_source_set_driver(d->policy, driver);
-		if (policy_source_add_check(d->policy, d->check) < 0) {
+	for (int e = 0; e < ENDPOINT_COUNT; e++) {
+		struct check_options opts = {.probe_timeout_ns = d->cfg.probe_timeout_ns,
+		                             .check_timeout_ns = d->cfg.check_timeout_ns,
+		                             .endpoint = (enum endpoint)e,
+		                             .health = d->health};
+		d->checks[e] = check_new(d->base, &prober, d->builtin, d->metrics, driver, &opts);
+		if (!d->checks[e]) {
+			LOG_E("Cannot set up health checks", "err", "out of memory");
+			stop(d, 1);
+			return;
+		}
+		if (d->policy && policy_source_add_check(d->policy, d->checks[e]) < 0) {
 			LOG_E("Cannot set up health checks", "err",
 			      "too many checks for the policy");
+			stop(d, 1);
+			return;
+		}
+	}
+	if (d->policy)
+		policy_source_set_driver(d->policy, driver);
+	d->status = (struct status_sources){.health = d->health,
+	                                    .metrics = d->metrics,
+	                                    .csi = d->csi,
+	                                    .address = d->address.display,
+	                                    .policy = status_policy,
+	                                    .policy_ctx = d};
+	if (d->cfg.probe_interval_ns > 0) {
+		struct timeval tv = clock_timeval(d->cfg.probe_interval_ns);
+		d->interval_timer = event_new(d->base, -1, EV_PERSIST, on_interval, d);
+		if (!d->interval_timer || evtimer_add(d->interval_timer, &tv) < 0) {
+			LOG_E("Cannot set up health checks", "err", "out of memory");
 			stop(d, 1);
 			return;
 		}
@@ -272,7 +323,10 @@ static void cleanup(struct daemon *d)
 	d->policy = NULL;
 	http_shutdown(d->main_server);
 	http_shutdown(d->metrics_server);
-	check_free(d->check);
+	if (d->interval_timer)
+		event_free(d->interval_timer);
+	for (int e = 0; e < ENDPOINT_COUNT; e++)
+		check_free(d->checks[e]);
 	csi_free(d->csi);
 	if (d->base)
 		event_base_loop(d->base, EVLOOP_NONBLOCK); /* flush the last replies */
@@ -281,6 +335,7 @@ static void cleanup(struct daemon *d)
 	runner_unref(d->builtin);
 	/* The workers are killed by now; SIGKILL ends them within milliseconds. */
 	worker_reap_before_exit(WORKER_REAP_TIMEOUT_NS);
+	health_free(d->health);
 	metrics_free(d->metrics);
 	if (d->sig_term)
 		event_free(d->sig_term);
@@ -379,8 +434,10 @@ int main(int argc, char **argv)
 	}
 	d.base = new_event_base();
 	d.metrics = metrics_new();
+	d.health = d.metrics ? health_new(d.metrics) : NULL;
+	sha256_hex(lp_default_policy_source, lp_default_policy_source_len, d.builtin_sha256);
 	d.builtin = d.base ? runner_local_new(d.base, builtin) : (policy_free(builtin), NULL);
-	if (!d.base || !d.metrics || !d.builtin) {
+	if (!d.base || !d.metrics || !d.health || !d.builtin) {
 		LOG_E("Cannot start", "err", "out of memory");
 		goto out;
 	}

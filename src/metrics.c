@@ -38,6 +38,9 @@ struct metrics {
 	size_t policy_memory;
 	unsigned long long fallbacks[STOP_REASON_COUNT]; /* by reason; 0: no series yet */
 	double start_time;                               /* process_start_time_seconds */
+	bool healthy[ENDPOINT_COUNT];
+	double last_success[ENDPOINT_COUNT];
+	unsigned long long transitions[ENDPOINT_COUNT][2]; /* [e][to healthy] */
 };
 
 /* Process start in seconds since the epoch, at /proc's clock-tick precision. */
@@ -164,6 +167,37 @@ void metrics_count_reload(struct metrics *m, bool success)
 		m->reloads_ok++;
 	else
 		m->reloads_failed++;
+}
+
+void metrics_set_health(struct metrics *m, enum endpoint e, bool healthy, double last_success)
+{
+	if (!m)
+		return;
+	m->healthy[e] = healthy;
+	m->last_success[e] = last_success;
+}
+
+void metrics_count_transition(struct metrics *m, enum endpoint e, bool healthy)
+{
+	if (m)
+		m->transitions[e][healthy]++;
+}
+
+void metrics_reloads(const struct metrics *m, unsigned long long *success,
+                     unsigned long long *failure)
+{
+	*success = m->reloads_ok;
+	*failure = m->reloads_failed;
+}
+
+size_t metrics_policy_memory(const struct metrics *m)
+{
+	return m->policy_memory;
+}
+
+double metrics_start_time(const struct metrics *m)
+{
+	return m->start_time;
 }
 
 void metrics_count_fallback(struct metrics *m, enum stop_reason reason)
@@ -377,6 +411,43 @@ static void render_operations(struct metrics *m, struct evbuffer *out)
 	}
 }
 
+/*
+ * The health families: every series from the start. The endpoint names
+ * (healthz, readyz, startupz) are in sorted order already, as the Go
+ * client sorts series by label values.
+ */
+static void render_health(struct metrics *m, struct evbuffer *out)
+{
+	put_family(out, "livenessprobe_health_transitions_total", "counter",
+	           "Changes of an endpoint's verdict, by endpoint and the verdict changed to.");
+	for (int e = 0; e < ENDPOINT_COUNT; e++) {
+		for (int to = 1; to >= 0; to--) { /* "healthy" sorts before "unhealthy" */
+			evbuffer_add_printf(
+			        out,
+			        "livenessprobe_health_transitions_total{endpoint=\"%s\","
+			        "to=\"%s\"}",
+			        endpoint_name((enum endpoint)e), to ? "healthy" : "unhealthy");
+			put_value(out, (double)m->transitions[e][to]);
+		}
+	}
+	put_family(out, "livenessprobe_healthy", "gauge",
+	           "The endpoint's last verdict: 1 healthy, 0 unhealthy or not checked yet.");
+	for (int e = 0; e < ENDPOINT_COUNT; e++) {
+		evbuffer_add_printf(out, "livenessprobe_healthy{endpoint=\"%s\"}",
+		                    endpoint_name((enum endpoint)e));
+		put_value(out, m->healthy[e] ? 1 : 0);
+	}
+	put_family(out, "livenessprobe_last_success_timestamp_seconds", "gauge",
+	           "When the endpoint's last healthy verdict was given, in seconds since the "
+	           "epoch; 0 if never.");
+	for (int e = 0; e < ENDPOINT_COUNT; e++) {
+		evbuffer_add_printf(out,
+		                    "livenessprobe_last_success_timestamp_seconds{endpoint=\"%s\"}",
+		                    endpoint_name((enum endpoint)e));
+		put_value(out, m->last_success[e]);
+	}
+}
+
 /* Our own families (DESIGN.md "Metrics"); names sort after csi_sidecar_*. */
 static void render_own(struct metrics *m, struct evbuffer *out)
 {
@@ -386,6 +457,8 @@ static void render_own(struct metrics *m, struct evbuffer *out)
 	put_value(out, (double)m->checks_healthy);
 	evbuffer_add_printf(out, "livenessprobe_checks_total{result=\"unhealthy\"}");
 	put_value(out, (double)m->checks_unhealthy);
+
+	render_health(m, out);
 
 	/* Series appear once counted, sorted by label value, as the Go client does. */
 	enum stop_reason order[STOP_REASON_COUNT];

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "endpoint.h"
 #include "sandbox.h" /* enum stop_reason */
 
 struct metrics;
@@ -37,6 +38,21 @@ void metrics_format_float(double v, char *out, size_t len);
 void metrics_set_policy_memory(struct metrics *m, size_t bytes);
 /* livenessprobe_policy_reloads_total{result}: result is "success" or "failure". */
 void metrics_count_reload(struct metrics *m, bool success);
+
+/*
+ * livenessprobe_healthy{endpoint} (the last verdict, 1 or 0) and
+ * livenessprobe_last_success_timestamp_seconds{endpoint} (0: never); both
+ * have every endpoint's series, at 0, from the start.
+ */
+void metrics_set_health(struct metrics *m, enum endpoint e, bool healthy, double last_success);
+/* livenessprobe_health_transitions_total{endpoint,to}: e's verdict changed to healthy or not. */
+void metrics_count_transition(struct metrics *m, enum endpoint e, bool healthy);
+
+/* What /status reports beside the metrics. */
+void metrics_reloads(const struct metrics *m, unsigned long long *success,
+                     unsigned long long *failure);
+size_t metrics_policy_memory(const struct metrics *m);
+double metrics_start_time(const struct metrics *m); /* process_start_time_seconds */
 
 /* Appends the text exposition format (version 0.0.4) to out. */
 int metrics_render(struct metrics *m, struct evbuffer *out);

@@ -3,7 +3,8 @@
  *
  * Registry layout of a policy's Lua state (refs in struct policy and
  * struct policy_run):
- *   check    the check function of the table the chunk returned
+ *   fn[e]    the function answering endpoint e (check, and the optional
+ *            ready and startup) of the table the chunk returned
  *   funcs    ctx's C functions (probe, sleep, now, deadline, log)
  *   state    ctx.state, kept between checks
  *   history  ctx.history, the last HISTORY_MAX results of earlier checks
@@ -48,8 +49,9 @@ struct policy_run {
 	int thread_ref, pending_ref;
 	int64_t deadline_ns;
 	int64_t begin_ns;
-	int64_t budget;  /* instructions left */
-	unsigned probes; /* ctx.probe() calls so far */
+	int64_t budget;         /* instructions left */
+	unsigned probes;        /* ctx.probe() calls so far */
+	enum endpoint endpoint; /* which function runs */
 	enum request request;
 	double request_seconds;
 	const char *late_what; /* which ctx call came too late */
@@ -59,9 +61,10 @@ struct policy_run {
 struct policy {
 	struct sandbox *sb;
 	struct policy_limits limits;
-	char source_name[4200]; /* chunk name without '@', for messages */
-	const char *log_name;   /* its last path element, for log lines */
-	int check_ref, funcs_ref, state_ref, history_ref, driver_ref;
+	char source_name[4200];     /* chunk name without '@', for messages */
+	const char *log_name;       /* its last path element, for log lines */
+	int fn_ref[ENDPOINT_COUNT]; /* LUA_NOREF: the policy has no such function */
+	int funcs_ref, state_ref, history_ref, driver_ref;
 	struct policy_run *runs;      /* in flight */
 	struct policy_run *current;   /* the run whose Lua runs now; ctx's functions act on it */
 	int64_t (*now_ns)(void *ctx); /* the clock runs see: clock_now_ns, or a simulated one */
@@ -198,6 +201,38 @@ static int setup_registry(lua_State *L)
 	return 0;
 }
 
+/*
+ * pcall'd: 1 = policy, 2 = the table the chunk returned. Keeps its
+ * functions in the registry, read raw, once: a metamethod here would run
+ * unprotected and unhooked, and keeping the functions themselves means no
+ * later lookup either. check is required; ready and startup may be absent
+ * (the built-in policy answers those endpoints then). Raises
+ * "file:line: reason", line being the chunk's last (its return).
+ */
+static int read_functions(lua_State *L)
+{
+	struct policy *p = lua_touserdata(L, 1);
+	for (int e = 0; e < ENDPOINT_COUNT; e++) {
+		const char *name = endpoint_function((enum endpoint)e);
+		lua_pushstring(L, name);
+		int t = lua_rawget(L, 2);
+		if (t == LUA_TFUNCTION) {
+			p->fn_ref[e] = luaL_ref(L, LUA_REGISTRYINDEX);
+			continue;
+		}
+		if (e == ENDPOINT_HEALTHZ)
+			return luaL_error(
+			        L, "%s:%d: the policy table has no check function (check is %s)",
+			        p->source_name, sandbox_loaded_line(p->sb), luaL_typename(L, -1));
+		if (t != LUA_TNIL)
+			return luaL_error(L, "%s:%d: the policy's %s must be a function, got %s",
+			                  p->source_name, sandbox_loaded_line(p->sb), name,
+			                  luaL_typename(L, -1));
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
 struct policy *policy_new(const char *source, size_t len, const char *chunkname,
                           const struct policy_limits *limits, char *errbuf, size_t errlen)
 {
@@ -208,7 +243,9 @@ struct policy *policy_new(const char *source, size_t len, const char *chunkname,
 	}
 	p->limits = *limits;
 	p->now_ns = real_now;
-	p->check_ref = p->funcs_ref = p->state_ref = p->history_ref = p->driver_ref = LUA_NOREF;
+	for (int e = 0; e < ENDPOINT_COUNT; e++)
+		p->fn_ref[e] = LUA_NOREF;
+	p->funcs_ref = p->state_ref = p->history_ref = p->driver_ref = LUA_NOREF;
 	snprintf(p->source_name, sizeof(p->source_name), "%s",
 	         chunkname[0] == '@' || chunkname[0] == '=' ? chunkname + 1 : chunkname);
 	const char *slash = strrchr(p->source_name, '/');
@@ -225,18 +262,15 @@ struct policy *policy_new(const char *source, size_t len, const char *chunkname,
 		         p->source_name, luaL_typename(L, -1));
 		goto err;
 	}
-	/*
-	 * check is read raw, once: a metamethod here would run unprotected and
-	 * unhooked. Keeping the function itself means no later lookup either.
-	 */
-	lua_pushliteral(L, "check");
-	if (lua_rawget(L, -2) != LUA_TFUNCTION) {
-		snprintf(errbuf, errlen, "%s: the policy table has no check function (check is %s)",
-		         p->source_name, luaL_typename(L, -1));
+	lua_pushcfunction(L, read_functions);
+	lua_pushlightuserdata(L, p);
+	lua_rotate(L, -3, -1); /* read_functions, p, table */
+	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+		snprintf(errbuf, errlen, "%s",
+		         lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+		                                        : "out of memory reading the policy table");
 		goto err;
 	}
-	p->check_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_pop(L, 1);
 	lua_pushcfunction(L, setup_registry);
 	lua_pushlightuserdata(L, p);
 	if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
@@ -376,11 +410,12 @@ static void read_verdict(struct policy_run *run, int nres, struct policy_step *s
 {
 	struct policy *p = run->policy;
 	lua_State *co = run->co;
+	const char *fn = endpoint_function(run->endpoint);
 	char msg[4400];
 	int base = lua_gettop(co) - nres + 1;
 	if (nres < 1 || lua_type(co, base) != LUA_TBOOLEAN) {
-		snprintf(msg, sizeof(msg), "%s: check must return a boolean first, got %s",
-		         p->source_name, nres < 1 ? "nothing" : luaL_typename(co, base));
+		snprintf(msg, sizeof(msg), "%s: %s must return a boolean first, got %s",
+		         p->source_name, fn, nres < 1 ? "nothing" : luaL_typename(co, base));
 		step_fail(step, STOP_RETURN, msg, NULL);
 		return;
 	}
@@ -390,16 +425,16 @@ static void read_verdict(struct policy_run *run, int nres, struct policy_step *s
 	int status = healthy ? 200 : 500;
 	if (nres >= 2 && !lua_isnil(co, base + 1)) {
 		if (lua_type(co, base + 1) != LUA_TSTRING) {
-			snprintf(msg, sizeof(msg), "%s: check's body must be a string, got %s",
-			         p->source_name, luaL_typename(co, base + 1));
+			snprintf(msg, sizeof(msg), "%s: %s's body must be a string, got %s",
+			         p->source_name, fn, luaL_typename(co, base + 1));
 			step_fail(step, STOP_RETURN, msg, NULL);
 			return;
 		}
 		body = lua_tolstring(co, base + 1, &body_len);
 		if (body_len > POLICY_BODY_MAX) {
 			snprintf(msg, sizeof(msg),
-			         "%s: check's body is %zu bytes, more than the %u allowed",
-			         p->source_name, body_len, POLICY_BODY_MAX);
+			         "%s: %s's body is %zu bytes, more than the %u allowed",
+			         p->source_name, fn, body_len, POLICY_BODY_MAX);
 			step_fail(step, STOP_RETURN, msg, NULL);
 			return;
 		}
@@ -412,8 +447,8 @@ static void read_verdict(struct policy_run *run, int nres, struct policy_step *s
 		bool in_range = healthy ? (s >= 200 && s <= 399) : (s >= 400 && s <= 599);
 		if (!isint || !in_range) {
 			snprintf(msg, sizeof(msg),
-			         "%s: check's status must be an integer in %s for a %s verdict",
-			         p->source_name, healthy ? "200-399" : "400-599",
+			         "%s: %s's status must be an integer in %s for a %s verdict",
+			         p->source_name, fn, healthy ? "200-399" : "400-599",
 			         healthy ? "healthy" : "unhealthy");
 			step_fail(step, STOP_RETURN, msg, NULL);
 			return;
@@ -499,7 +534,7 @@ static int setup_check(lua_State *L)
 	struct policy *p = lua_touserdata(L, 1);
 	struct policy_run *run = lua_touserdata(L, 2);
 	lua_State *co = lua_newthread(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, p->check_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->fn_ref[run->endpoint]);
 	lua_createtable(L, 0, 8);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->funcs_ref);
 	static const char *const names[] = {"probe", "sleep", "now", "deadline", "log", NULL};
@@ -520,15 +555,29 @@ static int setup_check(lua_State *L)
 	return 1;
 }
 
-struct policy_run *policy_begin(struct policy *p, int64_t deadline_ns, struct policy_step *step)
+bool policy_answers(const struct policy *p, enum endpoint e)
+{
+	return p->fn_ref[e] != LUA_NOREF;
+}
+
+struct policy_run *policy_begin(struct policy *p, enum endpoint e, int64_t deadline_ns,
+                                struct policy_step *step)
 {
 	lua_State *L = sandbox_state(p->sb);
+	if (!policy_answers(p, e)) {
+		char msg[4400];
+		snprintf(msg, sizeof(msg), "%s: the policy has no %s function", p->source_name,
+		         endpoint_function(e));
+		step_fail(step, STOP_ERROR, msg, NULL);
+		return NULL;
+	}
 	struct policy_run *run = calloc(1, sizeof(*run));
 	if (!run) {
 		step_fail(step, STOP_MEMORY, "out of memory starting the check", NULL);
 		return NULL;
 	}
 	run->policy = p;
+	run->endpoint = e;
 	run->thread_ref = run->pending_ref = LUA_NOREF;
 	run->deadline_ns = deadline_ns;
 	run->begin_ns = now_of(p);

@@ -1,6 +1,7 @@
 /*
  * The policy engine (DESIGN.md "Policy scripts"): a Lua table with a check
- * function, run as a coroutine inside a sandbox. The policy never performs
+ * function (and optional ready and startup functions, endpoint.h), each
+ * run as a coroutine inside a sandbox. The policy never performs
  * I/O itself: each run advances in steps, and the caller carries out what a
  * step asks (a probe, a sleep), then resumes the run with the outcome. This
  * keeps every deadline, socket and thread in C. Synchronous: the runners
@@ -16,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "endpoint.h"
 #include "sandbox.h" /* enum stop_reason */
 
 struct csi_probe_result;
@@ -80,14 +82,19 @@ struct policy_step {
 
 void policy_step_clear(struct policy_step *step);
 
+/* Whether the policy has the function answering e (check always does). */
+bool policy_answers(const struct policy *p, enum endpoint e);
+
 /*
- * Starts policy.check(ctx) for a check that must end by deadline_ns
+ * Starts the function answering e (check, ready or startup) with a fresh
+ * ctx, for a check that must end by deadline_ns
  * (CLOCK_MONOTONIC) and fills step with what happens next. Returns the run,
  * to resume after a PROBE or SLEEP step; once a step is DONE or FAILED the
  * run is over (and freed) and must not be used again. NULL only when the
  * first step already is DONE or FAILED.
  */
-struct policy_run *policy_begin(struct policy *p, int64_t deadline_ns, struct policy_step *step);
+struct policy_run *policy_begin(struct policy *p, enum endpoint e, int64_t deadline_ns,
+                                struct policy_step *step);
 /* Resumes after a POLICY_STEP_PROBE with its outcome. A NULL run: FAILED, "no check in progress".
  */
 void policy_resume_probe(struct policy_run *run, const struct csi_probe_result *r,

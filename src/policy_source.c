@@ -18,7 +18,11 @@
 #include "csi.h"
 #include "file_read.h"
 #include "metrics.h"
+#include "health.h" /* health_wall_now */
 #include "runner.h"
+#include "sha256.h"
+#include "status.h"
+#include "utf8.h"
 #include "watch.h"
 #include "worker.h"
 
@@ -47,6 +51,11 @@ struct policy_source {
 	struct text loading_text;
 	struct text failed_text;
 
+	/* For /status: the current text's digest and load time, the last reload's error. */
+	char sha256[SHA256_HEX_LEN + 1];
+	double loaded_at;
+	char last_error[1024]; /* "": the last reload did not fail */
+
 	policy_source_ready_cb ready_cb; /* the first load's reporter; NULL once it reported */
 	void *ready_arg;
 };
@@ -62,6 +71,24 @@ static void text_set(struct text *t, struct text *from)
 static bool text_same(const struct text *a, const char *bytes, size_t len)
 {
 	return a->bytes && a->len == len && memcmp(a->bytes, bytes, len) == 0;
+}
+
+/* text (taken over) decides from now on. */
+static void set_current_text(struct policy_source *s, struct text *text)
+{
+	text_set(&s->current_text, text);
+	sha256_hex(s->current_text.bytes, s->current_text.len, s->sha256);
+	s->loaded_at = health_wall_now();
+	s->last_error[0] = '\0';
+}
+
+/* A reload failed: logged, counted, kept for /status; the previous policy stays. */
+static void reload_failed(struct policy_source *s, const char *error)
+{
+	LOG_E("Policy reload failed, keeping the previous policy", "policy", s->opts.path, "err",
+	      error);
+	metrics_count_reload(s->metrics, false);
+	utf8_copy(s->last_error, sizeof(s->last_error), error, strlen(error));
 }
 
 static void on_changed(void *arg)
@@ -87,7 +114,7 @@ static void first_loaded(struct policy_source *s, struct runner *r, const char *
 		return;
 	}
 	s->current = r;
-	text_set(&s->current_text, &s->loading_text);
+	set_current_text(s, &s->loading_text);
 	char err[512];
 	s->watch = watch_new(s->base, s->opts.path, on_changed, s, err, sizeof(err));
 	if (!s->watch)
@@ -105,9 +132,7 @@ static void on_loaded(struct runner *r, const char *error, void *arg)
 	}
 	s->loading = NULL;
 	if (error) {
-		LOG_E("Policy reload failed, keeping the previous policy", "policy", s->opts.path,
-		      "err", error);
-		metrics_count_reload(s->metrics, false);
+		reload_failed(s, error);
 		runner_unref(r);
 		text_set(&s->failed_text, &s->loading_text);
 		return;
@@ -117,7 +142,7 @@ static void on_loaded(struct runner *r, const char *error, void *arg)
 		check_set_runner(s->checks[i], r);
 	runner_unref(s->current);
 	s->current = r;
-	text_set(&s->current_text, &s->loading_text);
+	set_current_text(s, &s->loading_text);
 	metrics_count_reload(s->metrics, true);
 	LOG_I("Policy reloaded", "policy", s->opts.path);
 }
@@ -187,9 +212,7 @@ void policy_source_reload(struct policy_source *s, bool forced)
 		return; /* the first load is still going: it reads the file as it was */
 	t.bytes = file_read(s->opts.path, POLICY_FILE_MAX, &t.len, err, sizeof(err));
 	if (!t.bytes) {
-		LOG_E("Policy reload failed, keeping the previous policy", "policy", s->opts.path,
-		      "err", err);
-		metrics_count_reload(s->metrics, false);
+		reload_failed(s, err);
 		return;
 	}
 	if (!forced && (text_same(&s->current_text, t.bytes, t.len) ||
@@ -201,10 +224,17 @@ void policy_source_reload(struct policy_source *s, bool forced)
 	/* A newer text replaces a load still in progress. */
 	if (load(s, &t, err, sizeof(err)) < 0) {
 		free(t.bytes);
-		LOG_E("Policy reload failed, keeping the previous policy", "policy", s->opts.path,
-		      "err", err);
-		metrics_count_reload(s->metrics, false);
+		reload_failed(s, err);
 	}
+}
+
+void policy_source_status(const struct policy_source *s, struct status_policy *out)
+{
+	out->source = s->opts.path;
+	out->sha256 = s->sha256;
+	out->loaded_at = s->loaded_at;
+	out->runs_in = s->current ? runner_runs_in(s->current) : "worker";
+	out->last_reload_error = s->last_error[0] ? s->last_error : NULL;
 }
 
 void policy_source_free(struct policy_source *s)

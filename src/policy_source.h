@@ -62,6 +62,10 @@ void policy_source_set_driver(struct policy_source *s, const struct csi_driver *
  */
 void policy_source_reload(struct policy_source *s, bool forced);
 
+/* What /status says of the policy (status.h); strings valid until the next reload. */
+struct status_policy;
+void policy_source_status(const struct policy_source *s, struct status_policy *out);
+
 /* Stops watching; the runners go when their last check lets go. NULL is a no-op. */
 void policy_source_free(struct policy_source *s);
 

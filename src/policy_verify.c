@@ -111,14 +111,15 @@ static void print_body(FILE *out, const char *body, size_t len)
  * Runs one case to its end on policy p. Returns 0 when it is fine, 1 with
  * why in detail (a FAILED step's own text, with file:line).
  */
-static int run_case(struct policy *p, const struct verify_case *c, int64_t probe_timeout_ns,
-                    int64_t check_timeout_ns, int64_t *now, FILE *out, char *detail, size_t len)
+static int run_case(struct policy *p, enum endpoint e, const struct verify_case *c,
+                    int64_t probe_timeout_ns, int64_t check_timeout_ns, int64_t *now, FILE *out,
+                    char *detail, size_t len)
 {
 	struct policy_step st;
 	int probes = 0;
 	memset(&st, 0, sizeof(st));
 	int64_t deadline = clock_add(*now, check_timeout_ns);
-	struct policy_run *run = policy_begin(p, deadline, &st);
+	struct policy_run *run = policy_begin(p, e, deadline, &st);
 	while (st.kind == POLICY_STEP_PROBE || st.kind == POLICY_STEP_SLEEP) {
 		if (st.kind == POLICY_STEP_SLEEP) {
 			*now = clock_add(*now, clock_ns_of_seconds(st.seconds));
@@ -159,6 +160,48 @@ static int run_case(struct policy *p, const struct verify_case *c, int64_t probe
 	return rc;
 }
 
+/* Runs function e on every canonical case, each on a fresh policy. 0 when all are fine. */
+static int verify_function(const char *text, size_t len, const char *chunkname,
+                           const struct policy_limits *limits, enum endpoint e,
+                           int64_t probe_timeout_ns, int64_t check_timeout_ns, FILE *out)
+{
+	const char *path = chunkname + 1;
+	const char *fn = endpoint_function(e);
+	char err[2048], what[4400];
+	int status = 0;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int64_t now = clock_now_ns();
+		char detail[2048] = "";
+		struct policy *p = policy_new(text, len, chunkname, limits, err, sizeof(err));
+		if (!p) {
+			/* It loaded a moment ago: only memory can be missing now. */
+			fprintf(out, "%s\n", err);
+			return 1;
+		}
+		policy_set_clock(p, simulated_now, &now);
+		/*
+		 * Time is simulated, computing is not: a run still computing past
+		 * its deadline and the worker's grace is one the daemon would
+		 * kill; one stuck inside C, no hook ends, so this timer does.
+		 */
+		snprintf(what, sizeof(what),
+		         "%s: %s(ctx) on the '%s' probe result ran past its deadline inside C "
+		         "(the daemon kills such a worker): it",
+		         path, fn, cases[i].name);
+		int64_t budget = check_timeout_ns > 0 ? check_timeout_ns : 0;
+		arm_guard(what, clock_add(budget, WORKER_GRACE_NS));
+		if (run_case(p, e, &cases[i], probe_timeout_ns, check_timeout_ns, &now, out, detail,
+		             sizeof(detail)) != 0) {
+			fprintf(out, "%s: %s(ctx) fails on the '%s' probe result: %s\n", path, fn,
+			        cases[i].name, detail);
+			status = 1;
+		}
+		disarm_guard();
+		policy_free(p);
+	}
+	return status;
+}
+
 int policy_verify(const char *path, const struct policy_limits *limits, int64_t probe_timeout_ns,
                   int64_t check_timeout_ns, FILE *out)
 {
@@ -180,39 +223,21 @@ int policy_verify(const char *path, const struct policy_limits *limits, int64_t 
 		free(text);
 		return 1;
 	}
+	bool answers[ENDPOINT_COUNT];
+	for (int e = 0; e < ENDPOINT_COUNT; e++)
+		answers[e] = policy_answers(p, (enum endpoint)e);
 	policy_free(p);
 	fprintf(out, "%s: policy loads\n", path);
-	fprintf(out, "  %-20s verdict of check(ctx)\n", "probe result");
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int64_t now = clock_now_ns();
-		char detail[2048] = "";
-		p = policy_new(text, len, chunkname, limits, err, sizeof(err));
-		if (!p) {
-			/* It loaded a moment ago: only memory can be missing now. */
-			fprintf(out, "%s\n", err);
-			status = 1;
-			break;
+	for (int e = 0; e < ENDPOINT_COUNT; e++) {
+		const char *fn = endpoint_function((enum endpoint)e);
+		if (!answers[e]) {
+			fprintf(out, "  no %s(ctx): the built-in policy answers %s\n", fn,
+			        endpoint_path((enum endpoint)e));
+			continue;
 		}
-		policy_set_clock(p, simulated_now, &now);
-		/*
-		 * Time is simulated, computing is not: a run still computing past
-		 * its deadline and the worker's grace is one the daemon would
-		 * kill; one stuck inside C, no hook ends, so this timer does.
-		 */
-		snprintf(what, sizeof(what),
-		         "%s: check(ctx) on the '%s' probe result ran past its deadline inside C "
-		         "(the daemon kills such a worker): it",
-		         path, cases[i].name);
-		int64_t budget = check_timeout_ns > 0 ? check_timeout_ns : 0;
-		arm_guard(what, clock_add(budget, WORKER_GRACE_NS));
-		if (run_case(p, &cases[i], probe_timeout_ns, check_timeout_ns, &now, out, detail,
-		             sizeof(detail)) != 0) {
-			fprintf(out, "%s: check(ctx) fails on the '%s' probe result: %s\n", path,
-			        cases[i].name, detail);
-			status = 1;
-		}
-		disarm_guard();
-		policy_free(p);
+		fprintf(out, "  %-20s verdict of %s(ctx)\n", "probe result", fn);
+		status |= verify_function(text, len, chunkname, limits, (enum endpoint)e,
+		                          probe_timeout_ns, check_timeout_ns, out);
 	}
 	free(text);
 	return status;

@@ -1,12 +1,10 @@
 /*
- * A policy runner (DESIGN.md "Layout"): runs a policy's check(ctx) step by
- * step for the check module, which carries out each step (a probe, a
- * sleep) and resumes the run with the outcome. Two implementations:
- *   runner_local.c  the policy engine in this process (the built-in policy,
- *                   and the fallback);
- *   worker.c        the same engine in a worker process (custom policies),
- *                   which can be killed when it runs away.
- * The check module sees only this interface, so it has one path for both.
+ * A policy runner (DESIGN.md "Layout"): runs a policy's check(ctx) (or
+ * ready, startup: endpoint.h) step by step for the check module, which carries out each step (a
+ * probe, a sleep) and resumes the run with the outcome. Two implementations: runner_local.c  the
+ * policy engine in this process (the built-in policy, and the fallback); worker.c        the same
+ * engine in a worker process (custom policies), which can be killed when it runs away. The check
+ * module sees only this interface, so it has one path for both.
  *
  * Contract for every implementation:
  * - steps arrive through the run's callback, from the event loop, never
@@ -25,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "endpoint.h"
 #include "sandbox.h" /* enum stop_reason */
 
 struct csi_probe_result;
@@ -64,8 +63,8 @@ struct runner_call_result {
 typedef void (*runner_step_cb)(const struct runner_step *step, void *arg);
 
 struct runner_ops {
-	struct runner_run *(*begin)(struct runner *r, int64_t deadline_ns, runner_step_cb cb,
-	                            void *arg);
+	struct runner_run *(*begin)(struct runner *r, enum endpoint e, int64_t deadline_ns,
+	                            runner_step_cb cb, void *arg);
 	void (*resume_probe)(struct runner_run *run, const struct csi_probe_result *result);
 	void (*resume_call)(struct runner_run *run, const struct runner_call_result *result);
 	void (*resume_sleep)(struct runner_run *run);
@@ -79,6 +78,7 @@ struct runner_ops {
 struct runner {
 	const struct runner_ops *ops;
 	int refs;
+	unsigned answers; /* bit e set: the policy has the function answering endpoint e */
 };
 
 /*
@@ -89,15 +89,21 @@ struct runner_run {
 	struct runner *runner;
 };
 
-/*
- * Starts a check that must end by deadline_ns (CLOCK_MONOTONIC); its steps
- * go to cb. NULL when it cannot even start (out of memory): then no
- * callback comes.
- */
-static inline struct runner_run *runner_begin(struct runner *r, int64_t deadline_ns,
-                                              runner_step_cb cb, void *arg)
+/* Whether the runner's policy answers e itself (check always; ready and startup if defined). */
+static inline bool runner_answers(const struct runner *r, enum endpoint e)
 {
-	return r->ops->begin(r, deadline_ns, cb, arg);
+	return (r->answers >> e) & 1u;
+}
+
+/*
+ * Starts the function answering e in a check that must end by deadline_ns
+ * (CLOCK_MONOTONIC); its steps go to cb. NULL when it cannot even start
+ * (out of memory): then no callback comes.
+ */
+static inline struct runner_run *runner_begin(struct runner *r, enum endpoint e,
+                                              int64_t deadline_ns, runner_step_cb cb, void *arg)
+{
+	return r->ops->begin(r, e, deadline_ns, cb, arg);
 }
 
 /* Resumes a run after its PROBE, CALL or SLEEP step. */

@@ -122,8 +122,8 @@ static void on_soon(evutil_socket_t fd, short what, void *arg)
 	runner_unref(&l->base);
 }
 
-static struct runner_run *local_begin(struct runner *r, int64_t deadline_ns, runner_step_cb cb,
-                                      void *arg)
+static struct runner_run *local_begin(struct runner *r, enum endpoint e, int64_t deadline_ns,
+                                      runner_step_cb cb, void *arg)
 {
 	struct runner_local *l = (struct runner_local *)r;
 	struct local_run *run = calloc(1, sizeof(*run));
@@ -134,7 +134,7 @@ static struct runner_run *local_begin(struct runner *r, int64_t deadline_ns, run
 	run->cb_arg = arg;
 	run->next = l->runs;
 	l->runs = run;
-	run->engine = policy_begin(l->policy, deadline_ns, &run->step);
+	run->engine = policy_begin(l->policy, e, deadline_ns, &run->step);
 	queue_step(l, run);
 	return &run->base;
 }
@@ -217,6 +217,9 @@ struct runner *runner_local_new(struct event_base *base, struct policy *policy)
 	l->base.ops = &local_ops;
 	l->base.refs = 1;
 	l->policy = policy;
+	for (int e = 0; e < ENDPOINT_COUNT; e++)
+		if (policy_answers(policy, (enum endpoint)e))
+			l->base.answers |= 1u << e;
 	l->soon = event_new(base, -1, 0, on_soon, l);
 	if (!l->soon) {
 		local_destroy(&l->base);

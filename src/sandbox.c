@@ -31,6 +31,7 @@ struct sandbox {
 	size_t used;
 	size_t limit;
 	bool hit_cap;
+	int loaded_line; /* the last line of the chunk sandbox_load ran */
 
 	int64_t budget; /* instructions left in this run */
 	int64_t deadline_ns;
@@ -309,6 +310,31 @@ static int new_thread(lua_State *L)
 	return 1;
 }
 
+/*
+ * pcall'd: 1 = a chunk. Returns its last active line: that of its last
+ * token, which ends its return statement in a policy file.
+ */
+static int last_line(lua_State *L)
+{
+	lua_Debug ar;
+	lua_Integer last = 0;
+	lua_settop(L, 1);
+	lua_getinfo(L, ">L", &ar); /* the table of active lines */
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		lua_pop(L, 1);
+		if (lua_isinteger(L, -1) && lua_tointeger(L, -1) > last)
+			last = lua_tointeger(L, -1);
+	}
+	lua_pushinteger(L, last);
+	return 1;
+}
+
+int sandbox_loaded_line(const struct sandbox *sb)
+{
+	return sb->loaded_line;
+}
+
 int sandbox_load(struct sandbox *sb, const char *source, size_t len, const char *chunkname,
                  int64_t instruction_limit, char *errbuf, size_t errlen)
 {
@@ -324,6 +350,10 @@ int sandbox_load(struct sandbox *sb, const char *source, size_t len, const char 
 	}
 	lua_getfield(L, LUA_REGISTRYINDEX, "lp.env");
 	lua_setupvalue(L, -2, 1); /* the chunk's _ENV */
+	lua_pushcfunction(L, last_line);
+	lua_pushvalue(L, -2);
+	sb->loaded_line = lua_pcall(L, 1, 1, 0) == LUA_OK ? (int)lua_tointeger(L, -1) : 0;
+	lua_pop(L, 1);
 
 	/* The top level runs as a coroutine so the hook can stop it for good. */
 	lua_pushcfunction(L, new_thread);

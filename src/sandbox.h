@@ -102,6 +102,9 @@ void sandbox_resume(struct sandbox *sb, lua_State *co, int nargs, const char *so
 void sandbox_traceback(lua_State *co, char *out, size_t len);
 
 /* Bytes the state holds now, and whether the cap refused an allocation since the last arm. */
+/* The last line of the chunk sandbox_load ran last (its return), for "file:line" messages. */
+int sandbox_loaded_line(const struct sandbox *sb);
+
 size_t sandbox_memory(const struct sandbox *sb);
 bool sandbox_hit_memory_cap(const struct sandbox *sb);
 

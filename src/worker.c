@@ -46,6 +46,8 @@
 
 extern char **environ;
 
+#define MS_NS 1000000LL
+
 /* A worker must load a policy within this (its own hook stops Lua at 1 s). */
 #define LOAD_TIMEOUT_MS 3000
 /* After a respawn that failed, the next try waits this long. */
@@ -69,6 +71,7 @@ struct worker_run {
 	uint32_t id;
 	runner_step_cb cb;
 	void *cb_arg;
+	enum endpoint endpoint; /* the function it runs */
 	int64_t deadline_ns;
 	int64_t begun_ns; /* when the check began it */
 	enum run_state state;
@@ -214,6 +217,7 @@ static int send_begin(struct worker *w, struct worker_run *run)
 	LpWorker__Frame f = LP_WORKER__FRAME__INIT;
 	b.run = run->id;
 	b.deadline_ns = run->deadline_ns;
+	b.endpoint = run->endpoint;
 	f.msg_case = LP_WORKER__FRAME__MSG_BEGIN;
 	f.begin = &b;
 	return send_frame(w, &f);
@@ -267,7 +271,7 @@ static void reap(void)
 	}
 	n_unreaped = kept;
 	if (n_unreaped > 0 && reap_timer) {
-		struct timeval tv = {.tv_sec = 0, .tv_usec = REAP_EVERY_MS * 1000};
+		struct timeval tv = clock_timeval(REAP_EVERY_MS * MS_NS);
 		evtimer_add(reap_timer, &tv);
 	}
 }
@@ -349,8 +353,7 @@ static void load_failed(struct worker *w, const char *error)
 	for (struct worker_run *r = w->runs; r; r = r->next)
 		if (r->state == RUN_QUEUED)
 			fail_soon(r, STOP_CRASH, error);
-	struct timeval tv = {.tv_sec = RESPAWN_RETRY_MS / 1000,
-	                     .tv_usec = (RESPAWN_RETRY_MS % 1000) * 1000};
+	struct timeval tv = clock_timeval(RESPAWN_RETRY_MS * MS_NS);
 	evtimer_add(w->respawn_timer, &tv);
 }
 
@@ -374,6 +377,8 @@ static void on_loaded(struct worker *w, const LpWorker__Loaded *ld)
 	}
 	w->state = PROC_READY;
 	w->usable = true;
+	/* check(ctx) always: a policy without it does not load. */
+	w->base.answers = (ld->answers & ((1u << ENDPOINT_COUNT) - 1)) | 1u << ENDPOINT_HEALTHZ;
 	static bool said_unconfined;
 	if (!ld->confined && !said_unconfined) {
 		said_unconfined = true;
@@ -587,8 +592,7 @@ static int spawn(struct worker *w, char *error, size_t errlen)
 	}
 	w->state = PROC_LOADING;
 	w->spawned_ns = clock_now_ns();
-	struct timeval tv = {.tv_sec = LOAD_TIMEOUT_MS / 1000,
-	                     .tv_usec = (LOAD_TIMEOUT_MS % 1000) * 1000};
+	struct timeval tv = clock_timeval(LOAD_TIMEOUT_MS * MS_NS);
 	evtimer_add(w->load_timer, &tv);
 	return 0;
 fail:
@@ -641,8 +645,7 @@ static void on_died(struct worker *w, enum stop_reason owed_reason, const char *
 		w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : CRASH_BACKOFF_MIN_MS;
 		if (w->backoff_ms > CRASH_BACKOFF_MAX_MS)
 			w->backoff_ms = CRASH_BACKOFF_MAX_MS;
-		struct timeval tv = {.tv_sec = w->backoff_ms / 1000,
-		                     .tv_usec = (w->backoff_ms % 1000) * 1000};
+		struct timeval tv = clock_timeval(w->backoff_ms * MS_NS);
 		evtimer_add(w->respawn_timer, &tv);
 		return;
 	}
@@ -675,8 +678,8 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the runner ---- */
 
-static struct runner_run *worker_begin(struct runner *r, int64_t deadline_ns, runner_step_cb cb,
-                                       void *arg)
+static struct runner_run *worker_begin(struct runner *r, enum endpoint e, int64_t deadline_ns,
+                                       runner_step_cb cb, void *arg)
 {
 	struct worker *w = (struct worker *)r;
 	struct worker_run *run = calloc(1, sizeof(*run));
@@ -687,6 +690,7 @@ static struct runner_run *worker_begin(struct runner *r, int64_t deadline_ns, ru
 	run->id = ++w->next_id;
 	run->cb = cb;
 	run->cb_arg = arg;
+	run->endpoint = e;
 	run->deadline_ns = deadline_ns;
 	run->begun_ns = clock_now_ns();
 	run->state = RUN_QUEUED;

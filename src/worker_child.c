@@ -147,6 +147,9 @@ static int on_load(struct child *c, const LpWorker__Load *l)
 	LpWorker__Frame f = LP_WORKER__FRAME__INIT;
 	ld.ok = c->policy != NULL;
 	ld.confined = c->confined;
+	for (int e = 0; c->policy && e < ENDPOINT_COUNT; e++)
+		if (policy_answers(c->policy, (enum endpoint)e))
+			ld.answers |= 1u << e;
 	if (!ld.ok)
 		ld.error = (ProtobufCBinaryData){strlen(err), (uint8_t *)err};
 	f.msg_case = LP_WORKER__FRAME__MSG_LOADED;
@@ -167,11 +170,13 @@ static int on_begin(struct child *c, const LpWorker__Begin *b)
 {
 	struct policy_step st;
 	memset(&st, 0, sizeof(st));
+	if (b->endpoint >= ENDPOINT_COUNT)
+		return -1; /* not our daemon's frame */
 	struct child_run *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -1;
 	r->id = b->run;
-	r->run = policy_begin(c->policy, b->deadline_ns, &st);
+	r->run = policy_begin(c->policy, (enum endpoint)b->endpoint, b->deadline_ns, &st);
 	if (r->run) {
 		r->next = c->runs;
 		c->runs = r;

@@ -4,6 +4,9 @@
 --   local policy = fake_ctx.load("lua/default.lua")      -- or examples/policies/x.lua
 --   local ctx = fake_ctx.new({ probes = { fake_ctx.ok(), fake_ctx.error("UNAVAILABLE", "down") } })
 --   local healthy, body, status = policy.check(ctx)
+--   -- /readyz and /startupz as the daemon answers them: the policy's ready or
+--   -- startup function, or the built-in policy's when it has none.
+--   healthy, body, status = fake_ctx.answer(policy, "ready", ctx)
 --
 -- ctx.probe() returns the scripted results in order (the last one repeats),
 -- each shaped exactly as the daemon's: ok, ready, code, message, error,
@@ -57,7 +60,9 @@ local function copy(t)
 end
 
 -- opts: probes (list), timeout (check budget, default 1), now (start time),
--- driver ({name, vendor_version}), state (table), history (list).
+-- driver ({name, vendor_version}), state (table), history (list). The
+-- daemon gives check, ready and startup one ctx.state: pass the same state
+-- table to the ctx of each to see them share it.
 function M.new(opts)
   opts = opts or {}
   local probes = opts.probes or { M.ok() }
@@ -114,16 +119,46 @@ local function sandbox()
 end
 
 -- Loads a policy file the way the daemon does: a text chunk, in the
--- sandbox, returning a table with a check function.
+-- sandbox, returning a table with a check function, and ready and startup
+-- functions or nothing under those names.
 function M.load(path)
   local f = assert(io.open(path, "rb"))
   local text = f:read("a")
   f:close()
   local chunk = assert(load(text, "@" .. path, "t", sandbox()))
   local policy = chunk()
-  assert(type(policy) == "table" and type(policy.check) == "function",
+  assert(type(policy) == "table" and type(rawget(policy, "check")) == "function",
          path .. ": must return a table with a check function")
+  for _, name in ipairs({ "ready", "startup" }) do
+    local fn = rawget(policy, name)
+    assert(fn == nil or type(fn) == "function",
+           path .. ": the policy's " .. name .. " must be a function, got " .. type(fn))
+  end
   return policy
+end
+
+-- The function answering each endpoint's question, by its name.
+local functions = { check = "check", ready = "ready", startup = "startup",
+                    healthz = "check", readyz = "ready", startupz = "startup" }
+
+-- The built-in policy (lua/default.lua beside spec/), loaded once.
+local builtin
+local function builtin_policy()
+  if not builtin then
+    local here = debug.getinfo(1, "S").source:match("^@(.*)spec/support/fake_ctx%.lua$") or ""
+    builtin = M.load(here .. "lua/default.lua")
+  end
+  return builtin
+end
+
+-- Answers `which` ("check", "ready", "startup", or "healthz", "readyz",
+-- "startupz") as the daemon does: with the policy's function, or the
+-- built-in policy's when the policy has none (ready and startup are
+-- optional). Returns what the function returned.
+function M.answer(policy, which, ctx)
+  local name = assert(functions[which], "unknown endpoint or function: " .. tostring(which))
+  local fn = rawget(policy, name) or builtin_policy()[name]
+  return fn(ctx)
 end
 
 -- The environment policies run in (for specs of the sandbox itself).

@@ -6,6 +6,7 @@
  */
 #include "check.h"
 #include "clock.h"
+#include "health.h"
 #include "metrics.h"
 #include "runner.h"
 #include "testing.h"
@@ -36,6 +37,7 @@ struct fake_runner {
 	struct fake_run run; /* one run at a time is all these tests need */
 	struct event *soon;
 	int begins, resumes, abandons;
+	enum endpoint begin_endpoint;
 	int64_t begin_deadline;
 	struct csi_probe_result last_result; /* what the last resume_probe carried */
 	int last_call_code;
@@ -54,11 +56,12 @@ static void fake_deliver(evutil_socket_t fd, short what, void *arg)
 	run->cb(s, run->arg);
 }
 
-static struct runner_run *fake_begin(struct runner *r, int64_t deadline_ns, runner_step_cb cb,
-                                     void *arg)
+static struct runner_run *fake_begin(struct runner *r, enum endpoint e, int64_t deadline_ns,
+                                     runner_step_cb cb, void *arg)
 {
 	struct fake_runner *f = (struct fake_runner *)r;
 	f->begins++;
+	f->begin_endpoint = e;
 	f->begin_deadline = deadline_ns;
 	f->run = (struct fake_run){.base.runner = r, .cb = cb, .arg = arg, .live = true};
 	event_active(f->soon, EV_TIMEOUT, 0);
@@ -126,6 +129,7 @@ static void fake_init(struct fake_runner *f, const struct runner_step *steps, in
 	memset(f, 0, sizeof(*f));
 	f->base.ops = &fake_ops;
 	f->base.refs = 1;
+	f->base.answers = 1u << ENDPOINT_HEALTHZ;
 	f->steps = steps;
 	f->n_steps = n;
 	f->soon = event_new(base, -1, 0, fake_deliver, f);
@@ -209,6 +213,8 @@ struct answer {
 	int status;
 	char body[256];
 	int64_t at;
+	bool recorded; /* the verdict came with its record */
+	struct health_check record;
 };
 
 static void on_verdict(const struct check_verdict *v, void *arg)
@@ -219,6 +225,9 @@ static void on_verdict(const struct check_verdict *v, void *arg)
 	a->status = v->status;
 	snprintf(a->body, sizeof(a->body), "%.*s", (int)v->body_len, v->body);
 	a->at = clock_now_ns();
+	a->recorded = v->record != NULL;
+	if (v->record)
+		a->record = *v->record;
 }
 
 /* Runs the loop until a has its answer (or 5 s pass). */
@@ -237,6 +246,17 @@ static struct check *new_check(struct fake_runner *builtin, struct metrics *m, i
 {
 	struct check_options o = {.probe_timeout_ns = probe_ms * MS,
 	                          .check_timeout_ns = check_ms * MS};
+	return check_new(base, &fake_prober_ops, &builtin->base, m, &driver, &o);
+}
+
+/* A check on endpoint e that keeps its records in h. */
+static struct check *new_recorded_check(struct fake_runner *builtin, struct metrics *m,
+                                        struct health *h, enum endpoint e)
+{
+	struct check_options o = {.probe_timeout_ns = 1000 * MS,
+	                          .check_timeout_ns = 1000 * MS,
+	                          .endpoint = e,
+	                          .health = h};
 	return check_new(base, &fake_prober_ops, &builtin->base, m, &driver, &o);
 }
 
@@ -577,10 +597,190 @@ static void test_hard_deadline(void)
 	fake_fini(&builtin);
 }
 
+/*
+ * /readyz and /startupz run the deciding policy's ready or startup when it
+ * has one, else the built-in policy's; /healthz always the deciding one.
+ */
+static void test_endpoint_functions(void)
+{
+	static const struct runner_step custom_says[] = {
+	        {.kind = RUNNER_STEP_DONE,
+	         .healthy = true,
+	         .status = 202,
+	         .body = "custom",
+	         .body_len = 6},
+	};
+	struct fake_runner builtin, custom;
+	fake_init(&builtin, probe_then_ok, 2);
+	builtin.base.answers = 7;
+	fake_init(&custom, custom_says, 1);
+	custom.base.answers = 1u << ENDPOINT_HEALTHZ | 1u << ENDPOINT_STARTUPZ;
+	prober_reset(1 * MS, 0, 1);
+	struct check *ready = new_recorded_check(&builtin, NULL, NULL, ENDPOINT_READYZ);
+	struct check *startup = new_recorded_check(&builtin, NULL, NULL, ENDPOINT_STARTUPZ);
+	check_set_runner(ready, &custom.base);
+	check_set_runner(startup, &custom.base);
+	struct answer a = {0}, b = {0};
+	check_submit(ready, on_verdict, &a);
+	run_until(&a);
+	CHECK_STR(a.body, "ok"); /* no ready function: the built-in one */
+	CHECK_INT(builtin.begins, 1);
+	CHECK_INT(builtin.begin_endpoint, ENDPOINT_READYZ);
+	CHECK_INT(custom.begins, 0);
+	CHECK(!a.recorded); /* no health record given: none kept */
+	check_submit(startup, on_verdict, &b);
+	run_until(&b);
+	CHECK_STR(b.body, "custom");
+	CHECK_INT(custom.begins, 1);
+	CHECK_INT(custom.begin_endpoint, ENDPOINT_STARTUPZ);
+	check_free(ready);
+	check_free(startup);
+	fake_fini(&custom);
+	fake_fini(&builtin);
+}
+
+/*
+ * Every check is kept with its probes and reason; a change of verdict is
+ * a transition (counted), the first verdict is not; the gauge follows.
+ */
+static void test_records_and_transitions(void)
+{
+	static const struct runner_step probe_then_verdict[] = {
+	        {.kind = RUNNER_STEP_PROBE},
+	        {.kind = RUNNER_STEP_PROBE},
+	        {.kind = RUNNER_STEP_DONE,
+	         .healthy = false,
+	         .status = 500,
+	         .body = "down",
+	         .body_len = 4},
+	};
+	struct fake_runner builtin;
+	struct metrics *m = metrics_new();
+	struct health *h = health_new(m);
+	fake_init(&builtin, probe_then_verdict, 3);
+	prober_reset(1 * MS, 14, -1);
+	struct check *c = new_recorded_check(&builtin, m, h, ENDPOINT_HEALTHZ);
+	char *text = metrics_text(m);
+	CHECK(strstr(text, "livenessprobe_healthy{endpoint=\"healthz\"} 0\n"));
+	CHECK(strstr(text, "livenessprobe_health_transitions_total{endpoint=\"startupz\","
+	                   "to=\"unhealthy\"} 0\n"));
+	free(text);
+
+	struct answer a = {0};
+	check_submit(c, on_verdict, &a);
+	run_until(&a);
+	CHECK(a.recorded);
+	CHECK_INT(a.record.probes, 2);
+	CHECK_STR(a.record.reason, "down");
+	CHECK_INT(a.record.fallback, STOP_NONE);
+	CHECK_INT((int)(a.record.end_seq - a.record.first_seq), 2);
+	const struct health_probe *p = health_probe_at(h, 1);
+	CHECK(p && p->code == 14 && p->endpoint == ENDPOINT_HEALTHZ && p->seq == 2);
+	CHECK(health_probe_at(h, 2) == NULL);
+	const struct health_endpoint *ep = health_endpoint(h, ENDPOINT_HEALTHZ);
+	CHECK(ep->known && !ep->last.healthy && ep->streak == 1 && ep->last_success == 0);
+	text = metrics_text(m);
+	CHECK(strstr(text, "livenessprobe_health_transitions_total{endpoint=\"healthz\","
+	                   "to=\"unhealthy\"} 0\n")); /* the first verdict is no transition */
+	free(text);
+
+	/* The built-in runner now says healthy: a transition. */
+	check_free(c);
+	fake_fini(&builtin);
+	fake_init(&builtin, probe_then_ok, 2);
+	prober_reset(1 * MS, 0, 1);
+	c = new_recorded_check(&builtin, m, h, ENDPOINT_HEALTHZ);
+	struct answer b = {0};
+	check_submit(c, on_verdict, &b);
+	run_until(&b);
+	CHECK(ep->last.healthy && ep->streak == 1 && ep->last_success > 0);
+	CHECK(health_check_at(h, 0) && !health_check_at(h, 0)->healthy);
+	CHECK(health_check_at(h, 1) && health_check_at(h, 1)->healthy);
+	text = metrics_text(m);
+	CHECK(strstr(text, "livenessprobe_health_transitions_total{endpoint=\"healthz\","
+	                   "to=\"healthy\"} 1\n"));
+	CHECK(strstr(text, "livenessprobe_healthy{endpoint=\"healthz\"} 1\n"));
+	CHECK(strstr(text, "livenessprobe_healthy{endpoint=\"readyz\"} 0\n"));
+	free(text);
+	check_free(c);
+	fake_fini(&builtin);
+	health_free(h);
+	metrics_free(m);
+}
+
+/* A fallback is kept with its reason: the policy's failure, first line only. */
+static void test_fallback_record(void)
+{
+	static const struct runner_step fail[] = {
+	        {.kind = RUNNER_STEP_FAILED,
+	         .reason = STOP_ERROR,
+	         .detail = "p.lua:1: boom\nstack traceback:\n\t[C]: in ?"},
+	};
+	struct fake_runner builtin, custom;
+	struct health *h = health_new(NULL);
+	fake_init(&builtin, probe_then_ok, 2);
+	fake_init(&custom, fail, 1);
+	prober_reset(1 * MS, 0, 1);
+	struct check *c = new_recorded_check(&builtin, NULL, h, ENDPOINT_HEALTHZ);
+	check_set_runner(c, &custom.base);
+	struct answer a = {0};
+	check_submit(c, on_verdict, &a);
+	run_until(&a);
+	CHECK_INT(a.status, 200);
+	CHECK_INT(a.record.fallback, STOP_ERROR);
+	CHECK_STR(a.record.reason, "p.lua:1: boom");
+	CHECK_STR(a.record.body, "ok");
+	CHECK_INT(a.record.probes, 1); /* the fallback's own probe */
+	check_free(c);
+	fake_fini(&custom);
+	fake_fini(&builtin);
+	health_free(h);
+}
+
+/*
+ * check_start (--probe-interval) runs a check nobody waits for; a request
+ * arriving meanwhile joins it, and a second start while it runs is a no-op.
+ */
+static void test_background_check(void)
+{
+	struct fake_runner builtin;
+	struct metrics *m = metrics_new();
+	struct health *h = health_new(m);
+	fake_init(&builtin, probe_then_ok, 2);
+	prober_reset(50 * MS, 0, 1);
+	struct check *c = new_recorded_check(&builtin, m, h, ENDPOINT_HEALTHZ);
+	check_start(c);
+	check_start(c);
+	struct answer a = {0};
+	check_submit(c, on_verdict, &a);
+	run_until(&a);
+	CHECK_INT(builtin.begins, 1);
+	CHECK_INT(prober.probes, 1);
+	/* Alone, it still ends and is kept. */
+	check_start(c);
+	int64_t end = clock_deadline(5000 * MS);
+	while (health_check_at(h, 1) == NULL && clock_now_ns() < end)
+		event_base_loop(base, EVLOOP_ONCE);
+	CHECK(health_check_at(h, 1) != NULL);
+	CHECK_INT(builtin.begins, 2);
+	char *text = metrics_text(m);
+	CHECK(strstr(text, "livenessprobe_checks_total{result=\"healthy\"} 2\n"));
+	CHECK(strstr(text, "livenessprobe_requests_coalesced_total 1\n"));
+	free(text);
+	check_free(c);
+	fake_fini(&builtin);
+	health_free(h);
+	metrics_free(m);
+}
+
 int main(void)
 {
 	base = event_base_new();
 	test_one_path();
+	test_endpoint_functions();
+	test_records_and_transitions();
+	test_fallback_record();
+	test_background_check();
 	test_probe_deadlines();
 	test_coalescing();
 	test_fallback();

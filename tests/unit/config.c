@@ -72,12 +72,20 @@ static const char USAGE[] =
         "  -policy-memory-limit size\n"
         "    \tMost memory the policy's Lua state may use: bytes, or a number with Ki, Mi or Gi;\n"
         "    \tat least 64Ki (default 16Mi)\n"
+        "  -probe-interval duration\n"
+        "    \tAlso run the /healthz check on its own this often, so /status, the health "
+        "metrics\n"
+        "    \tand the transition log stay current between kubelet's requests; 0 means off;\n"
+        "    \totherwise at least --check-timeout\n"
         "  -probe-timeout duration\n"
         "    \tTime allowed for one Probe call to the driver, connecting included (default 1s)\n"
         "  -skip_headers\n"
         "    \tklog: leave out the severity, time, pid and source prefix of each log line\n"
         "  -skip_log_headers\n"
         "    \tklog: leave out the header of new log files (accepted, no effect)\n"
+        "  -status\n"
+        "    \tServe /status (the recent checks and probes, as JSON or text) beside /healthz "
+        "(default true)\n"
         "  -stderrthreshold value\n"
         "    \tklog: severity (INFO, WARNING, ERROR, FATAL or 0-3) from which file logs also\n"
         "    \treach stderr (accepted, no effect) (default 2)\n"
@@ -473,9 +481,11 @@ static void test_usage_lists_every_flag(void)
 	        "policy",
 	        "policy-instruction-limit",
 	        "policy-memory-limit",
+	        "probe-interval",
 	        "probe-timeout",
 	        "skip_headers",
 	        "skip_log_headers",
+	        "status",
 	        "stderrthreshold",
 	        "v",
 	        "version",
@@ -615,6 +625,31 @@ static void test_logging_config(void)
 	done(r);
 }
 
+/* --probe-interval: off by default; otherwise no shorter than a check. --status: on by default. */
+static void test_probe_interval_and_status(void)
+{
+	struct run *r = ok(run(NULL));
+	CHECK(r->cfg.probe_interval_ns == 0);
+	CHECK(r->cfg.status);
+	done(r);
+	r = ok(run("--probe-interval=10s", "--status=false", NULL));
+	CHECK(r->cfg.probe_interval_ns == 10 * SEC);
+	CHECK(!r->cfg.status);
+	done(r);
+	/* Equal to the check timeout is fine; the check timeout defaults to the probe timeout. */
+	done(ok(run("--probe-interval=3s", "--probe-timeout=3s", NULL)));
+	done(ok(run("--probe-interval=2s", "--probe-timeout=3s", "--check-timeout=2s", NULL)));
+	check_bad_flag(run("--probe-interval=500ms", NULL),
+	               "invalid value \"500ms\" for flag -probe-interval: must be 0 (off) or at "
+	               "least --check-timeout (1s)");
+	check_bad_flag(run("--probe-interval=4s", "--check-timeout=5s", NULL),
+	               "invalid value \"4s\" for flag -probe-interval: must be 0 (off) or at "
+	               "least --check-timeout (5s)");
+	check_bad_flag(run("--probe-interval=-1s", NULL),
+	               "invalid value \"-1s\" for flag -probe-interval: must be 0 (off) or at "
+	               "least --check-timeout (1s)");
+}
+
 static void test_metrics_path(void)
 {
 	static const char empty_msg[] =
@@ -630,6 +665,18 @@ static void test_metrics_path(void)
 	check_bad_flag(run("-http-endpoint=:8080", "-metrics-path=metrics", NULL), slash_msg);
 	check_bad_flag(run("-metrics-address=:8081", "-metrics-path", "metrics", NULL), slash_msg);
 	check_bad_flag(run("-http-endpoint=:8080", "-metrics-path=/healthz", NULL), healthz_msg);
+	/* The other exact routes of that listener are refused the same way. */
+	static const char *const routes[] = {"/readyz", "/startupz", "/status"};
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		char arg[64], msg[256];
+		snprintf(arg, sizeof(arg), "-metrics-path=%s", routes[i]);
+		snprintf(msg, sizeof(msg),
+		         "invalid value \"%s\" for flag -metrics-path: %s is already served on the "
+		         "--http-endpoint listener",
+		         routes[i], routes[i]);
+		check_bad_flag(run("-http-endpoint=:8080", arg, NULL), msg);
+		done(ok(run("-metrics-address=:8081", arg, NULL)));
+	}
 
 	/* Its own listener has no /healthz; other paths near it are fine. */
 	struct run *r = ok(run("-metrics-address=:8081", "-metrics-path=/healthz", NULL));
@@ -922,6 +969,7 @@ int main(void)
 	test_verbosity();
 	test_help();
 	test_usage_lists_every_flag();
+	test_probe_interval_and_status();
 	test_conflicts();
 	test_logging_config();
 	test_metrics_path();

@@ -81,7 +81,7 @@ static struct policy *inline_policy(const char *body, size_t memory, int64_t ins
 static void check_builtin(struct policy *p, struct csi_probe_result r, bool healthy, int status,
                           const char *body)
 {
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	expect_probe(0); /* ctx.probe() with no timeout: the default */
 	CHECK(st.seconds <= 0);
 	policy_resume_probe(run, &r, &st);
@@ -111,7 +111,7 @@ static void test_builtin(void)
 	              false, 500, "context deadline exceeded");
 
 	/* --probe-timeout <= 0: a check with no time left still probes (and fails at once). */
-	run = policy_begin(p, clock_now_ns() - 1, &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, clock_now_ns() - 1, &st);
 	expect_probe(0);
 	struct csi_probe_result late = fixture_result(false, 14, -1, "context deadline exceeded",
 	                                              "context deadline exceeded");
@@ -131,6 +131,79 @@ static void test_builtin(void)
 	}
 }
 
+/* One run of function e of p on one probe result. */
+static void run_builtin_on(struct policy *p, enum endpoint e, struct csi_probe_result r)
+{
+	run = policy_begin(p, e, fixture_deadline_ms(1000), &st);
+	expect_probe(0);
+	policy_resume_probe(run, &r, &st);
+}
+
+/*
+ * The built-in /readyz is /healthz's verdict; /startupz needs one OK Probe
+ * (whatever ready says) since start, by any of its functions, and then
+ * answers without probing.
+ */
+static void test_builtin_ready_and_startup(void)
+{
+	struct policy_limits limits = {.memory = 16 * MIB, .instructions = 10000000};
+	struct policy *p = policy_new_builtin(&limits, fixture_err, sizeof(fixture_err));
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	CHECK(policy_answers(p, ENDPOINT_READYZ) && policy_answers(p, ENDPOINT_STARTUPZ));
+	run_builtin_on(p, ENDPOINT_READYZ, fixture_result(true, 0, 0, "", ""));
+	expect_done(false, 500, "driver responded but is not ready");
+	policy_free(p);
+
+	p = policy_new_builtin(&limits, fixture_err, sizeof(fixture_err));
+	struct csi_probe_result down = fixture_result(true, 14, -1, "",
+	                                              "rpc error: code = "
+	                                              "Unavailable desc = ");
+	run_builtin_on(p, ENDPOINT_STARTUPZ, down);
+	expect_done(false, 500, "rpc error: code = Unavailable desc = ");
+	run_builtin_on(p, ENDPOINT_STARTUPZ, fixture_result(true, 0, 0, "", ""));
+	expect_done(true, 200, "ok");
+	/* Started: no probe any more, whatever the driver does now. */
+	run = policy_begin(p, ENDPOINT_STARTUPZ, fixture_deadline_ms(1000), &st);
+	expect_done(true, 200, "ok");
+	policy_free(p);
+
+	/* An OK Probe made by check counts too: the three share ctx.state. */
+	p = policy_new_builtin(&limits, fixture_err, sizeof(fixture_err));
+	run_builtin_on(p, ENDPOINT_HEALTHZ, fixture_result(true, 0, 0, "", ""));
+	expect_done(false, 500, "driver responded but is not ready");
+	run = policy_begin(p, ENDPOINT_STARTUPZ, fixture_deadline_ms(1000), &st);
+	expect_done(true, 200, "ok");
+	policy_free(p);
+}
+
+/* A custom policy's three functions share ctx.state; messages name the function. */
+static void test_functions_share_state(void)
+{
+	struct policy *p = fixture_policy(
+	        "local p = {}\n"
+	        "function p.check(ctx) ctx.state.n = (ctx.state.n or 0) + 1 return true end\n"
+	        "function p.ready(ctx) return ctx.state.n == 2, tostring(ctx.state.n) end\n"
+	        "function p.startup(ctx) return 'yes' end\n"
+	        "return p\n",
+	        4 * MIB, 1000000);
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	run = policy_begin(p, ENDPOINT_READYZ, fixture_deadline_ms(1000), &st);
+	expect_done(false, 500, "nil");
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
+	expect_done(true, 200, "ok");
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
+	expect_done(true, 200, "ok");
+	run = policy_begin(p, ENDPOINT_READYZ, fixture_deadline_ms(1000), &st);
+	expect_done(true, 200, "2");
+	run = policy_begin(p, ENDPOINT_STARTUPZ, fixture_deadline_ms(1000), &st);
+	expect_failed("return", "startup must return a boolean first, got string");
+	policy_free(p);
+}
+
 /* ---- ctx.probe() and ctx.sleep() become steps ---- */
 
 static void test_probe_and_sleep_steps(void)
@@ -144,7 +217,7 @@ static void test_probe_and_sleep_steps(void)
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	run = policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 	expect_probe(0.5);
 	struct csi_probe_result ok = fixture_result(true, 0, -1, "", "");
 	policy_resume_probe(run, &ok, &st);
@@ -165,13 +238,13 @@ static void test_probe_and_sleep_steps(void)
 	expect_failed("error", "no check in progress");
 
 	/* Abandoning a check in progress lets the next one start cleanly. */
-	run = policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 	expect_probe(0.5);
 	policy_abandon(run);
 	run = NULL;
 	policy_abandon(run);
 	run = NULL; /* safe when none runs */
-	run = policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 	expect_probe(0.5);
 	policy_abandon(run);
 	run = NULL;
@@ -182,7 +255,7 @@ static void test_probe_and_sleep_steps(void)
  */
 static void check_result_table(struct policy *p, struct csi_probe_result r, const char *want)
 {
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	expect_probe(0);
 	policy_resume_probe(run, &r, &st);
 	expect_done(true, 200, want);
@@ -242,7 +315,7 @@ static void check_verdict(const char *body, bool healthy, int status, const char
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	if (st.kind != POLICY_STEP_DONE)
 		fprintf(stderr, "check body: %s\n", body);
 	expect_done(healthy, status, want);
@@ -256,7 +329,7 @@ static void check_wrong_shape(const char *body)
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	if (st.kind != POLICY_STEP_FAILED)
 		fprintf(stderr, "check body: %s\n", body);
 	expect_failed("return", "test.lua: ");
@@ -305,12 +378,12 @@ static void test_errors(void)
 	                                  4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 		CHECK(strncmp(st.detail, "test.lua:3: boom", 16) == 0);
 		CHECK(strstr(st.detail, "\n\ttest.lua:3: in ") != NULL); /* a traceback */
 		expect_failed("error", "boom");
 		/* The policy stays usable after a failed check. */
-		run = policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 		expect_failed("error", "test.lua:3: boom");
 		policy_free(p);
 	}
@@ -318,7 +391,7 @@ static void test_errors(void)
 	p = inline_policy("error({})", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 		CHECK(strncmp(st.detail, "(error object is a table value)", 31) == 0);
 		expect_failed("error", "(error object is a table value)");
 		policy_free(p);
@@ -327,7 +400,7 @@ static void test_errors(void)
 	p = inline_policy("error(42)", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 		expect_failed("error", "42");
 		policy_free(p);
 	}
@@ -336,7 +409,7 @@ static void test_errors(void)
 	p = inline_policy("ctx.sleep(-1)", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 		expect_failed("error", "bad argument #1");
 		policy_free(p);
 	}
@@ -350,7 +423,7 @@ static int looping_tostring_case(const void *unused)
 	        100000);
 	if (!p)
 		return 1;
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	int rc = st.kind == POLICY_STEP_FAILED && st.reason == STOP_ERROR &&
 	                         strstr(st.detail, "(error object is a table value)")
 	                 ? 0
@@ -375,7 +448,7 @@ static void check_runaway(const char *body, const char *why)
 	if (!p)
 		return;
 	int64_t t0 = clock_now_ns();
-	run = policy_begin(p, fixture_deadline_ms(30000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(30000), &st);
 	double took = fixture_elapsed_s(t0);
 	if (st.kind != POLICY_STEP_FAILED)
 		fprintf(stderr, "runaway (%s) not stopped\n", why);
@@ -384,7 +457,7 @@ static void check_runaway(const char *body, const char *why)
 	expect_failed("instructions", "test.lua");
 	CHECK(took < 2.0);
 	/* Stopped for good: the next check runs into the same limit, not into a hung state. */
-	run = policy_begin(p, fixture_deadline_ms(30000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(30000), &st);
 	expect_failed("instructions", NULL);
 	policy_free(p);
 }
@@ -404,7 +477,7 @@ static void test_instruction_limit(void)
 	CHECK(p != NULL);
 	if (p) {
 		for (int i = 0; i < 3; i++) {
-			run = policy_begin(p, fixture_deadline_ms(5000), &st);
+			run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 			expect_done(true, 200, "ok");
 		}
 		policy_free(p);
@@ -415,7 +488,7 @@ static void test_instruction_limit(void)
 	                  4 * MIB, 100000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, fixture_deadline_ms(5000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 		expect_probe(0);
 		struct csi_probe_result ok = fixture_result(true, 0, -1, "", "");
 		policy_resume_probe(run, &ok, &st);
@@ -431,7 +504,7 @@ static void test_instruction_limit(void)
 	p = inline_policy("while true do ctx.sleep(0) end", 4 * MIB, 1000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, fixture_deadline_ms(60000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(60000), &st);
 		int resumes = 0;
 		while (st.kind == POLICY_STEP_SLEEP && resumes < 1000) {
 			policy_resume_sleep(run, &st);
@@ -452,7 +525,7 @@ static void test_deadline(void)
 	CHECK(p != NULL);
 	if (p) {
 		int64_t t0 = clock_now_ns();
-		run = policy_begin(p, fixture_deadline_ms(100), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(100), &st);
 		double took = fixture_elapsed_s(t0);
 		expect_failed("timeout", "test.lua");
 		CHECK(took >= 0.1 && took < 2.0);
@@ -464,11 +537,11 @@ static void test_deadline(void)
 	CHECK(p != NULL);
 	if (p) {
 		int64_t t0 = clock_now_ns();
-		run = policy_begin(p, fixture_deadline_ms(100), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(100), &st);
 		expect_failed("timeout", "ctx.sleep() would cross the check deadline");
 		CHECK(fixture_elapsed_s(t0) < 0.1);
 		/* A sleep that fits is a step. */
-		run = policy_begin(p, fixture_deadline_ms(10000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(10000), &st);
 		expect_sleep(5);
 		policy_abandon(run);
 		run = NULL;
@@ -482,7 +555,7 @@ static void test_deadline(void)
 	p = inline_policy("ctx.sleep(0) ctx.probe() return true", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, fixture_deadline_ms(20), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(20), &st);
 		expect_sleep(0);
 		usleep(40000);
 		policy_resume_sleep(run, &st);
@@ -498,7 +571,7 @@ static void test_deadline(void)
 	p = inline_policy("repeat local r = ctx.probe() until r.ok return true", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, fixture_deadline_ms(0), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(0), &st);
 		expect_probe(0);
 		struct csi_probe_result failed;
 		csi_unreachable_result(&failed, 0);
@@ -525,25 +598,25 @@ static void test_memory_cap(void)
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	run = policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 	expect_done(true, 200, "check 1");
 	size_t base = policy_memory(p);
 	CHECK(base > 0 && base < 1 * MIB);
 
-	run = policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 	expect_failed("memory", "not enough memory");
 	/* The bomb's memory is given back, and the state still works. */
 	size_t after = policy_memory(p);
 	if (after > base + 32 * 1024)
 		fprintf(stderr, "memory after the bomb: %zu, before: %zu\n", after, base);
 	CHECK(after <= base + 32 * 1024);
-	run = policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 	expect_done(true, 200, "check 3"); /* ctx.state kept what the failed check left */
 
-	run = policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 	expect_failed("memory", NULL);
 	CHECK(policy_memory(p) <= base + 32 * 1024);
-	run = policy_begin(p, fixture_deadline_ms(5000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 	expect_done(true, 200, "check 5");
 	policy_free(p);
 }
@@ -558,9 +631,9 @@ static void test_state(void)
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	expect_done(true, 200, "1");
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	expect_done(true, 200, "2");
 	policy_free(p);
 
@@ -570,7 +643,7 @@ static void test_state(void)
 	                  4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 		expect_done(true, 200, "1");
 		policy_free(p);
 	}
@@ -608,7 +681,7 @@ static void test_history(void)
 			o += snprintf(want + o, sizeof(want) - (size_t)o, "%s%s",
 			              i > from ? "," : "", fed[i]);
 
-		run = policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 		while (st.kind == POLICY_STEP_PROBE) {
 			snprintf(fed[nfed], sizeof(fed[nfed]), "m%d", nfed + 1);
 			struct csi_probe_result r = fixture_result(true, 0, -1, fed[nfed], "");
@@ -631,7 +704,7 @@ static void test_now_and_deadline(void)
 	if (!p)
 		return;
 	double t0 = (double)clock_now_ns() / 1e9;
-	run = policy_begin(p, fixture_deadline_ms(2000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(2000), &st);
 	double t1 = (double)clock_now_ns() / 1e9;
 	CHECK_INT(st.kind, POLICY_STEP_DONE);
 	double now = -1, left = -1;
@@ -650,7 +723,7 @@ static void test_now_and_deadline(void)
 	p = inline_policy("return true, tostring(ctx.deadline())", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, clock_now_ns() - 1, &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, clock_now_ns() - 1, &st);
 		expect_done(true, 200, "0.0");
 		policy_free(p);
 	}
@@ -664,13 +737,13 @@ static void test_driver(void)
 	CHECK(p != NULL);
 	if (!p)
 		return;
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	expect_done(true, 200, "|");
 	policy_set_driver(p, "hostpath.csi.k8s.io", "v1.2.3");
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	expect_done(true, 200, "hostpath.csi.k8s.io|v1.2.3");
 	policy_set_driver(p, "other", "");
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	expect_done(true, 200, "other|");
 	policy_free(p);
 }
@@ -683,7 +756,7 @@ static char *run_capturing_stderr(struct policy *p)
 	FILE *f = tmpfile();
 	int saved = dup(STDERR_FILENO);
 	dup2(fileno(f), STDERR_FILENO);
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	dup2(saved, STDERR_FILENO);
 	close(saved);
 	long n = ftell(f);
@@ -728,7 +801,7 @@ static void test_log(void)
 	p = inline_policy("ctx.log('loud', 'x') return true", 4 * MIB, 1000000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 		expect_failed("error", "invalid option 'loud'");
 		policy_free(p);
 	}
@@ -759,9 +832,29 @@ static void test_loading(void)
 	check_load_fails("return 42",
 	                 "file.lua: the policy must return a table with a check function, got "
 	                 "number");
-	check_load_fails("return {}", "file.lua: the policy table has no check function (check "
+	check_load_fails("return {}", "file.lua:1: the policy table has no check function (check "
 	                              "is nil)");
 	check_load_fails("return {check = 'yes'}", "(check is string)");
+	/* ready and startup are optional, but must be functions when present. */
+	check_load_fails("local p = {check = function() end}\np.ready = 1\nreturn p\n",
+	                 "file.lua:3: the policy's ready must be a function, got number");
+	check_load_fails("return {check = function() end,\n startup = 'x'}",
+	                 "file.lua:2: the policy's startup must be a function, got string");
+	{
+		struct policy *p =
+		        load_as("return {check = function() end, startup = function() end}",
+		                "@file.lua", 100000);
+		CHECK(p != NULL);
+		CHECK(policy_answers(p, ENDPOINT_HEALTHZ));
+		CHECK(!policy_answers(p, ENDPOINT_READYZ));
+		CHECK(policy_answers(p, ENDPOINT_STARTUPZ));
+		/* Asked for a function it has not, a run fails at once (the check never asks). */
+		CHECK(policy_begin(p, ENDPOINT_READYZ, fixture_deadline_ms(1000), &st) == NULL);
+		CHECK(st.kind == POLICY_STEP_FAILED);
+		CHECK(strstr(st.detail, "no ready function") != NULL);
+		policy_step_clear(&st);
+		policy_free(p);
+	}
 	check_load_fails("return", "file.lua: ");
 	check_load_fails("\n\nerror('bad policy')", "file.lua:3: bad policy");
 	check_load_fails("x = 1\nreturn {check = function() end}", "file.lua:1:");
@@ -792,7 +885,7 @@ static void test_loading(void)
 	p = load_as("return {check = function() error('here') end}", "@/etc/lp/my.lua", 100000);
 	CHECK(p != NULL);
 	if (p) {
-		run = policy_begin(p, fixture_deadline_ms(1000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 		expect_failed("error", "/etc/lp/my.lua:1: here");
 		policy_free(p);
 	}
@@ -824,7 +917,7 @@ static int looping_index_case(const void *unused)
 	                           "@file.lua", 100000);
 	if (!p)
 		return 0; /* refusing such a table is fine too */
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	int rc = st.kind == POLICY_STEP_DONE || st.kind == POLICY_STEP_FAILED ? 0 : 1;
 	policy_step_clear(&st);
 	policy_free(p);
@@ -839,6 +932,8 @@ static void test_policy_table_metamethods(void)
 
 int main(void)
 {
+	test_builtin_ready_and_startup();
+	test_functions_share_state();
 	test_builtin();
 	test_probe_and_sleep_steps();
 	test_result_table();

@@ -48,7 +48,8 @@ static void on_step(const struct runner_step *s, void *arg)
 	if (seen->begin_other) {
 		struct seen *other = seen->begin_other;
 		seen->begin_other = NULL;
-		other->run = runner_begin(runner, fixture_deadline_ms(5000), on_step, other);
+		other->run = runner_begin(runner, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000),
+		                          on_step, other);
 	}
 	if (seen->unref) {
 		if (to_unref == seen->unref) {
@@ -69,7 +70,7 @@ static void loop_once(void)
 static void test_steps_come_from_the_loop(void)
 {
 	struct seen a = {0};
-	a.run = runner_begin(runner, fixture_deadline_ms(5000), on_step, &a);
+	a.run = runner_begin(runner, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), on_step, &a);
 	CHECK(a.run != NULL);
 	CHECK_INT(a.steps, 0); /* not from inside begin */
 	loop_once();
@@ -94,7 +95,8 @@ static void test_abandon_within_a_pass(void)
 	struct seen s[3] = {{0}};
 	struct runner_run *live[3];
 	for (int i = 0; i < 3; i++) {
-		s[i].run = runner_begin(runner, fixture_deadline_ms(5000), on_step, &s[i]);
+		s[i].run = runner_begin(runner, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000),
+		                        on_step, &s[i]);
 		live[i] = s[i].run;
 	}
 	for (int i = 0; i < 3; i++)
@@ -118,7 +120,8 @@ static void test_begin_from_a_callback(void)
 	/* Begun inside first's callback: second's step comes after it (on_step checks). */
 	struct seen first = {0}, second = {0};
 	first.begin_other = &second;
-	first.run = runner_begin(runner, fixture_deadline_ms(5000), on_step, &first);
+	first.run =
+	        runner_begin(runner, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), on_step, &first);
 	loop_once();
 	CHECK_INT(first.steps, 1);
 	CHECK(second.run != NULL);
@@ -141,8 +144,8 @@ static void test_last_reference_dropped_in_a_callback(void)
 		return;
 	struct seen a = {0}, b = {0};
 	to_unref = a.unref = b.unref = r;
-	a.run = runner_begin(r, fixture_deadline_ms(5000), on_step, &a);
-	b.run = runner_begin(r, fixture_deadline_ms(5000), on_step, &b);
+	a.run = runner_begin(r, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), on_step, &a);
+	b.run = runner_begin(r, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), on_step, &b);
 	loop_once();
 	/* Both verdicts came (the runner lived through the pass), and exactly one unref ran. */
 	CHECK_INT(a.steps, 1);

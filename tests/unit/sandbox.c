@@ -222,7 +222,7 @@ static void test_xpcall(void)
 	CHECK(p != NULL);
 	if (p) {
 		struct policy_step st = {0};
-		run = policy_begin(p, fixture_deadline_ms(5000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 		CHECK_INT(st.kind, POLICY_STEP_FAILED);
 		CHECK_INT(st.reason, STOP_INSTRUCTIONS);
 		policy_step_clear(&st);
@@ -250,7 +250,7 @@ static void test_recursion(void)
 	CHECK(p != NULL);
 	if (p) {
 		struct policy_step st = {0};
-		run = policy_begin(p, fixture_deadline_ms(60000), &st);
+		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(60000), &st);
 		CHECK_INT(st.kind, POLICY_STEP_FAILED);
 		CHECK(st.reason && st.reason == STOP_ERROR);
 		if (!strstr(st.detail, "stack overflow"))
@@ -317,11 +317,11 @@ static void test_checks_do_not_leak(void)
 	if (!p)
 		return;
 	struct policy_step st = {0};
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	CHECK_INT(st.kind, POLICY_STEP_DONE);
 	CHECK_STR(st.body, "7");
 	policy_step_clear(&st);
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	CHECK_INT(st.kind, POLICY_STEP_DONE);
 	CHECK_STR(st.body, "OKnilfunction");
 	policy_step_clear(&st);
@@ -406,7 +406,7 @@ static int runaway_case(const void *arg)
 	if (!p)
 		return 1;
 	struct policy_step st = {0};
-	run = policy_begin(p, fixture_deadline_ms(1000), &st);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	int rc = st.kind == POLICY_STEP_FAILED ? 0 : 1;
 	policy_step_clear(&st);
 	policy_free(p);
