@@ -5,7 +5,8 @@
 set -eu
 cd "$(dirname "$0")"
 
-gen() { # name, policy file, extra sidecar args (YAML lines, may be empty), description
+gen() { # name, policy file, extra sidecar args (YAML lines, may be empty), description,
+	# more probes of the driver container (YAML lines, may be empty)
 	{
 		cat <<EOF
 # $4
@@ -53,6 +54,9 @@ spec:
         initialDelaySeconds: 10
         timeoutSeconds: 5
         periodSeconds: 5
+EOF
+		if [ -n "${5:-}" ]; then printf '%s\n' "$5"; fi
+		cat <<EOF
       volumeMounts:
         - mountPath: /csi
           name: socket-dir
@@ -91,6 +95,24 @@ gen latency-limit latency_limit.lua "" \
 	"Latency limit: unhealthy when Probe takes over 0.5 s in 3 checks in a row."
 gen json-details json_details.lua "" \
 	"JSON details: the body is a JSON document with the last probes (kubectl port-forward, then curl)."
+gen split split.lua "" \
+	"Three questions, three answers: startupProbe /startupz, livenessProbe /healthz, readinessProbe
+# /readyz. An initializing driver (ready=false) is alive but out of service, not restarted; a
+# hung one fails /healthz and is restarted. kubectl port-forward, then curl .../status says why." \
+	"      startupProbe:
+        failureThreshold: 30
+        httpGet:
+          path: /startupz
+          port: healthz
+        timeoutSeconds: 5
+        periodSeconds: 10
+      readinessProbe:
+        failureThreshold: 1
+        httpGet:
+          path: /readyz
+          port: healthz
+        timeoutSeconds: 5
+        periodSeconds: 5"
 
 # The failure lab: csi-mock-driver as the driver container, running one of
 # examples/failure-modes/*.lua (all of them ship in one ConfigMap), with the

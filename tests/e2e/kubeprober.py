@@ -191,16 +191,28 @@ def probe_once(port, host="127.0.0.1", path="/healthz", timeout=1.0):
 
 
 class KubeProber:
-    """kubelet's liveness worker for one container, in a background thread.
+    """kubelet's probe worker for one container, in a background thread.
 
+    kind is the probe: "liveness" (the default), "readiness" or "startup".
     restart: called (in the prober's thread) when failureThreshold
-    consecutive probes failed; it must kill the container and start a new
-    one before returning. probes and restarts record everything.
+    consecutive liveness or startup probes failed; it must kill the
+    container and start a new one before returning. A readiness probe never
+    restarts: failureThreshold failures in a row make the container not
+    ready, successThreshold successes ready (it starts not ready, as in
+    kubelet); ready_changes records (time, ready). A startup probe stops at
+    its first success (successThreshold is 1 for startup probes) and calls
+    started. probes and restarts record everything.
     """
 
     def __init__(self, port, host="127.0.0.1", path="/healthz", period=10.0,
                  timeout=1.0, failure_threshold=3, success_threshold=1,
-                 initial_delay=0.0, restart=None):
+                 initial_delay=0.0, restart=None, kind="liveness", started=None):
+        assert kind in ("liveness", "readiness", "startup"), kind
+        self.kind = kind
+        self.started_cb = started
+        self.ready = False
+        self.ready_changes = []   # (time.monotonic(), ready)
+        self.started_at = None    # startup: when its first success ended
         self.port = port
         self.host = host
         self.path = path
@@ -285,6 +297,21 @@ class KubeProber:
             # A Go ticker: the next tick is a period after the last one; a
             # probe that overran gets the one buffered tick at once.
             next_at = max(scheduled + self.period, time.monotonic())
+            if self.kind == "readiness":
+                threshold = self.success_threshold if r.ok else self.failure_threshold
+                if result_run >= threshold and self.ready != r.ok:
+                    with self._lock:
+                        self.ready = r.ok
+                        self.ready_changes.append((r.end, r.ok))
+                        self._changed.notify_all()
+                continue
+            if self.kind == "startup" and r.ok:
+                with self._lock:
+                    self.started_at = r.end
+                    self._changed.notify_all()
+                if self.started_cb is not None:
+                    self.started_cb()
+                break
             if not r.ok and result_run >= self.failure_threshold:
                 when = time.monotonic()
                 if self._stop.is_set():

@@ -223,6 +223,40 @@ class WorkerTest(_ServerMixin, unittest.TestCase):
             self.assertGreaterEqual(gap, 0.1 - 0.01, gaps)
             self.assertLess(gap, 0.1 + h.scaled(0.1), gaps)
 
+    def test_readiness_follows_thresholds_and_never_restarts(self):
+        # 200 200 500 500 200 ...: ready after 1 success, not ready after 2 failures.
+        self.srv.cycle = ["/s/200", "/s/200", "/s/500", "/s/500", "/s/200"]
+        self.srv.cycle_n = 0
+        p = kp.KubeProber(self.port, path="/cycle", period=0.05, timeout=1.0,
+                          failure_threshold=2, success_threshold=1, kind="readiness",
+                          restart=lambda: self.fail("restarted"))
+        self.assertFalse(p.ready)  # kubelet starts a container not ready
+        with p:
+            self.assertTrue(p.wait_until(
+                lambda probes, restarts: len(probes) >= 5, h.scaled(5.0)))
+        probes, restarts = p.snapshot()
+        self.assertEqual(restarts, [])
+        self.assertEqual([ready for _, ready in p.ready_changes[:3]], [True, False, True])
+        self.assertEqual(p.ready_changes[0][0], probes[0].end)
+        self.assertEqual(p.ready_changes[1][0], probes[3].end)  # the second failure
+
+    def test_startup_stops_at_its_first_success(self):
+        self.srv.cycle = ["/s/500", "/s/500", "/s/200", "/s/500"]
+        self.srv.cycle_n = 0
+        started = []
+        p = kp.KubeProber(self.port, path="/cycle", period=0.05, timeout=1.0,
+                          failure_threshold=3, kind="startup",
+                          started=lambda: started.append(time.monotonic()),
+                          restart=lambda: self.fail("restarted"))
+        with p:
+            self.assertTrue(p.wait_until(
+                lambda probes, restarts: p.started_at is not None, h.scaled(5.0)))
+            time.sleep(0.2)
+        probes, restarts = p.snapshot()
+        self.assertEqual([x.ok for x in probes], [False, False, True])
+        self.assertEqual(len(started), 1)
+        self.assertEqual(p.started_at, probes[2].end)
+
     def test_failures_below_threshold_do_not_restart(self):
         # fail, fail, ok, fail, fail, ok ...: never three in a row.
         self.srv.cycle = ["/s/500", "/s/500", "/s/200"]

@@ -223,5 +223,86 @@ return driver
         self.assertTrue(all(p.ok for p in probes), probes)
 
 
+    # All three kubelet probes, with examples/policies/split.lua ------------
+
+    SPLIT_DRIVER = """
+local driver = {}
+-- Not ready for %g s from the first Probe, then ready for %g s, then every
+-- Probe hangs (a deadlock): initializing, in service, wedged.
+local first
+function driver.probe(call)
+  first = first or call.elapsed
+  local t = call.elapsed - first
+  if t >= %g then return {hang = true} end
+  return {ready = t >= %g}
+end
+return driver
+"""
+    SERVING_SECONDS = 3.0
+
+    def test_split_policy_with_three_probes(self):
+        # examples/kubernetes/split.yaml in small: startupProbe /startupz,
+        # then livenessProbe /healthz and readinessProbe /readyz.
+        init, serving = self.INIT_SECONDS, self.SERVING_SECONDS
+        script = self.script_flag("split_driver.lua", self.SPLIT_DRIVER % (
+            init, serving, init + serving, init))
+        policy = os.path.join(h.SOURCE_DIR, "examples", "policies", "split.lua")
+        pod = Pod(self, [script], ["--policy=" + policy, "--probe-timeout=500ms"])
+        pod.driver_args = []  # the restarted driver is healthy at once
+        timeout = 0.5 + h.scaled(1.0)
+        probers = {}
+
+        def started():
+            for kind, path, threshold in (("liveness", "/healthz", 3),
+                                          ("readiness", "/readyz", 1)):
+                p = pod.prober(kind=kind, path=path, timeout=timeout,
+                               failure_threshold=threshold)
+                probers[kind] = p
+                p.start()
+
+        startup = pod.prober(kind="startup", path="/startupz", timeout=timeout,
+                             failure_threshold=5, started=started)
+        startup.start()
+        self.assertTrue(startup.wait_until(lambda probes, r: startup.started_at is not None,
+                                           h.scaled(5.0) + 5))
+        live = None
+        deadline = time.monotonic() + init + serving + h.scaled(10.0) + 10
+        while time.monotonic() < deadline:
+            live = probers.get("liveness")
+            if live and live.snapshot()[1] and probers["readiness"].ready_changes[-1:] and \
+                    probers["readiness"].ready_changes[-1][0] > live.snapshot()[1][0]:
+                break
+            time.sleep(0.05)
+        for p in probers.values():
+            p.stop()
+        ready_probe = probers["readiness"]
+        probes, restarts = live.snapshot()
+        rprobes, _ = ready_probe.snapshot()
+        sprobes, srestarts = startup.snapshot()
+
+        # Started at the first Probe, ready=false and all: no start-up restart.
+        self.assertEqual([p.ok for p in sprobes], [True], sprobes)
+        self.assertEqual((sprobes[0].body, srestarts), (b"started", []))
+        # Initializing: alive, not restarted, kept out of service.
+        initializing = [p for p in probes if p.body == b"alive, not ready yet"]
+        self.assertGreaterEqual(len(initializing), 2, probes)
+        self.assertTrue(all(p.ok for p in initializing))
+        not_ready = [p for p in rprobes if p.body.decode() == h.NOT_READY_BODY]
+        self.assertGreaterEqual(len(not_ready), 2, rprobes)
+        self.assertTrue(all(p.status == 500 for p in not_ready))
+        # In service once ready; out of service when wedged; in again after the restart.
+        changes = [ready for _, ready in ready_probe.ready_changes]
+        self.assertEqual(changes[:3], [True, False, True], ready_probe.ready_changes)
+        self.assertGreater(ready_probe.ready_changes[0][0], not_ready[-1].end)
+        # Wedged: restarted once, after failureThreshold deadline failures.
+        self.assertEqual(len(restarts), 1, probes)
+        before = [p for p in probes if p.start < restarts[0]]
+        self.assertTrue(all(p.ok for p in before[:-3]), before)
+        for p in before[-3:]:
+            self.assertEqual((p.status, p.body.decode()), (500, h.DEADLINE_BODY), p)
+        self.assertEqual(len(pod.drivers), 2)
+        self.assertTrue(pod.sidecar.alive())
+
+
 if __name__ == "__main__":
     h.main()
