@@ -50,6 +50,9 @@ OWN_FAMILIES = {
     "livenessprobe_policy_fallbacks_total": ("counter", ["reason"]),
     "livenessprobe_policy_reloads_total": ("counter", ["result"]),
     "livenessprobe_policy_memory_bytes": ("gauge", []),
+    "livenessprobe_healthy": ("gauge", ["endpoint"]),
+    "livenessprobe_last_success_timestamp_seconds": ("gauge", ["endpoint"]),
+    "livenessprobe_health_transitions_total": ("counter", ["endpoint", "to"]),
 }
 # The HELP texts the Prometheus Go client gives the process collector's families.
 PROCESS_HELP = {

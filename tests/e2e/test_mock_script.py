@@ -372,11 +372,26 @@ class FailureModeExamples(ScriptCase):
             phase *= 2
         self.fail("start-up never fit in a %s phase of %.1f s" % (name, phase))
 
+    def until_phase_ends(self, d, first, limit):
+        """Answers of d, asked every 50 ms from now, until one differs from
+        first (or limit, a time.monotonic(), passes); returns them all. The
+        driver's phase clock starts with the driver, somewhat after t0, so
+        the change is waited for, not slept to."""
+        answers = []
+        while True:
+            r = d.request()
+            answers.append(r)
+            if (r.status, r.body) != (first.status, first.body) or time.monotonic() > limit:
+                return answers
+            time.sleep(0.05)
+
     def test_slow_start(self):
         mock, d, t0, init, first = self.phased("slow_start", "INIT_SECONDS", 1.0)
         self.assertEqual((first.status, first.text()), (500, h.NOT_READY_BODY))
-        time.sleep(max(0.0, t0 + init + 0.1 - time.monotonic()))
-        self.assert_answer(d, 200, "ok")
+        answers = self.until_phase_ends(d, first, t0 + init + h.scaled(5))
+        self.assertEqual((answers[-1].status, answers[-1].text()), (200, "ok"))
+        # It stayed not ready for the whole phase (the driver started after t0).
+        self.assertGreaterEqual(time.monotonic() - t0, init)
 
     def test_crash_loop(self):
         mock, d = self.scripted(self.example("crash_loop", CALLS=2))
@@ -393,8 +408,10 @@ class FailureModeExamples(ScriptCase):
         mock, d, t0, healthy, first = self.phased("wedged", "HEALTHY_SECONDS", 1.0,
                                                   "--probe-timeout=500ms")
         self.assertEqual((first.status, first.text()), (200, "ok"))
-        time.sleep(max(0.0, t0 + healthy + 0.1 - time.monotonic()))
-        r = self.assert_answer(d, 500, h.DEADLINE_BODY)
+        answers = self.until_phase_ends(d, first, t0 + healthy + h.scaled(5))
+        r = answers[-1]
+        self.assertEqual((r.status, r.text()), (500, h.DEADLINE_BODY))
+        self.assertGreaterEqual(time.monotonic() - t0, healthy)
         self.assertLess(r.elapsed, 0.5 + h.scaled(0.3))
 
     def test_stops_accepting(self):

@@ -10,7 +10,9 @@ import calendar
 import hashlib
 import json
 import os
+import re
 import signal
+import subprocess
 import time
 
 import lpharness as h
@@ -468,6 +470,37 @@ class Routes(Case):
                 self.assertEqual(metric(
                     d, 'livenessprobe_health_transitions_total{endpoint="%s",to="%s"}'
                     % (e, to)), 0)
+
+
+class AlertRules(Case):
+    """The README's alerting rules: promtool accepts them and their unit tests pass."""
+
+    PROMTOOL = "/usr/bin/promtool"
+
+    def promtool(self, *args):
+        self.assertTrue(os.path.exists(self.PROMTOOL),
+                        "%s missing: install Debian's prometheus package" % self.PROMTOOL)
+        return subprocess.run([self.PROMTOOL] + list(args), capture_output=True, text=True,
+                              cwd=os.path.join(h.SOURCE_DIR, "examples", "prometheus"),
+                              timeout=120)
+
+    def test_rules_check_and_unit_tests_pass(self):
+        p = self.promtool("check", "rules", "livenessprobe-rules.yaml")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("SUCCESS: 3 rules found", p.stdout)
+        p = self.promtool("test", "rules", "livenessprobe-rules.test.yaml")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_rules_use_series_the_sidecar_exports(self):
+        with open(os.path.join(h.SOURCE_DIR, "examples", "prometheus",
+                               "livenessprobe-rules.yaml")) as f:
+            rules = f.read()
+        used = set(re.findall(r"(livenessprobe_\w+)\{([^}]*)\}", rules))
+        self.assertGreaterEqual(len(used), 3)
+        mock, d = self.http_daemon()
+        exposition = d.request("GET", "/metrics").text()
+        for name, labels in used:
+            self.assertIn("%s{%s" % (name, labels), exposition)
 
 
 class Reloads(Case):
