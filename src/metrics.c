@@ -495,7 +495,8 @@ static void render_own(struct metrics *m, struct evbuffer *out)
 	put_value(out, (double)m->reloads_ok);
 
 	put_family(out, "livenessprobe_requests_coalesced_total", "counter",
-	           "Check requests (/healthz, /readyz, /startupz) answered by joining a check in flight.");
+	           "Check requests (/healthz, /readyz, /startupz) answered by joining a check in "
+	           "flight.");
 	evbuffer_add_printf(out, "livenessprobe_requests_coalesced_total");
 	put_value(out, (double)m->coalesced);
 }

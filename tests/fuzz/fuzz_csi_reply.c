@@ -75,7 +75,8 @@ static bool terminated(const char *s, size_t cap)
 /* Runs p on r: one probe step, then the verdict. */
 static void run_policy(struct policy *p, const struct csi_probe_result *r, struct policy_step *step)
 {
-	struct policy_run *run = policy_begin(p, ENDPOINT_HEALTHZ, clock_now_ns() + 10000000000LL, step);
+	struct policy_run *run =
+	        policy_begin(p, ENDPOINT_HEALTHZ, clock_now_ns() + 10000000000LL, step);
 	if (step->kind != POLICY_STEP_PROBE)
 		fail("the policy did not probe first", step->detail);
 	policy_resume_probe(run, r, step);

@@ -250,7 +250,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct policy_step step = {0}, want = {0};
 	decode(data, size, &vs);
 
-	struct policy_run *r = policy_begin(policy, ENDPOINT_HEALTHZ, clock_now_ns() + 10000000000LL, &step);
+	struct policy_run *r =
+	        policy_begin(policy, ENDPOINT_HEALTHZ, clock_now_ns() + 10000000000LL, &step);
 	if (step.kind != POLICY_STEP_PROBE)
 		fail("the policy did not probe", &step);
 	lua_State *L = sandbox_state(policy->sb);
