@@ -191,9 +191,15 @@ BAD_POLICIES = {
     "number": ("return 42\n",
                "number.lua: the policy must return a table with a check function, got number"),
     "nocheck": ("return { chek = function(ctx) return true end }\n",
-                "nocheck.lua: the policy table has no check function (check is nil)"),
+                "nocheck.lua:1: the policy table has no check function (check is nil)"),
     "checknumber": ("return { check = 1 }\n",
-                    "checknumber.lua: the policy table has no check function (check is number)"),
+                    "checknumber.lua:1: the policy table has no check function (check is number)"),
+    "readynumber": ("local p = { check = function(ctx) return true end }\n"
+                    "p.ready = 7\nreturn p\n",
+                    "readynumber.lua:3: the policy's ready must be a function, got number"),
+    "startuptable": ("return { check = function(ctx) return true end,\n"
+                     "         startup = {} }\n",
+                     "startuptable.lua:2: the policy's startup must be a function, got table"),
     "nothing": ("local policy = {}\n", "nothing.lua: the chunk returned nothing"),
     "raises": ("local policy = {}\nerror('boom at load')\nreturn policy\n",
                "raises.lua:2: boom at load"),
