@@ -25,6 +25,7 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "json.h"
 #include "log.h"
 #include "metrics.h"
 #include "status.h"
@@ -468,10 +469,10 @@ static bool metrics_match(const struct http_server *s, const char *path)
 /*
  * The value of the query parameter key (decoded, '+' as space) in a
  * malloc'd string, "" for a key without '=', NULL when absent (or out of
- * memory). Like Go's url.ParseQuery, '&' separates parameters; a part that
- * does not decode is skipped.
+ * memory); *len (if not NULL) its length, which may pass a decoded NUL.
+ * Like Go's url.ParseQuery, '&' separates parameters.
  */
-static char *query_param(const char *query, const char *key)
+static char *query_param(const char *query, const char *key, size_t *len)
 {
 	for (const char *p = query; p && *p;) {
 		size_t n = strcspn(p, "&");
@@ -482,10 +483,11 @@ static char *query_param(const char *query, const char *key)
 		char *eq = strchr(part, '=');
 		if (eq)
 			*eq = '\0';
-		char *name = evhttp_uridecode(part, 1, NULL);
-		bool match = name && strcmp(name, key) == 0;
+		size_t name_len = 0;
+		char *name = evhttp_uridecode(part, 1, &name_len);
+		bool match = name && name_len == strlen(key) && strcmp(name, key) == 0;
 		free(name);
-		char *value = match ? evhttp_uridecode(eq ? eq + 1 : "", 1, NULL) : NULL;
+		char *value = match ? evhttp_uridecode(eq ? eq + 1 : "", 1, len) : NULL;
 		free(part);
 		if (value)
 			return value;
@@ -495,7 +497,7 @@ static char *query_param(const char *query, const char *key)
 
 static bool query_has(const char *query, const char *key)
 {
-	char *v = query_param(query, key);
+	char *v = query_param(query, key, NULL);
 	free(v);
 	return v != NULL;
 }
@@ -523,16 +525,20 @@ static void serve_status(struct http_server *s, struct evhttp_request *req, cons
 {
 	static const char formats[] = "json, text";
 	enum status_format format = accepts_text(req) ? STATUS_TEXT : STATUS_JSON;
-	char *asked = query_param(query, "format");
-	if (asked && strcmp(asked, "json") == 0) {
+	size_t asked_len = 0;
+	char *asked = query_param(query, "format", &asked_len);
+	if (asked && asked_len == 4 && strcmp(asked, "json") == 0) {
 		format = STATUS_JSON;
-	} else if (asked && strcmp(asked, "text") == 0) {
+	} else if (asked && asked_len == 4 && strcmp(asked, "text") == 0) {
 		format = STATUS_TEXT;
 	} else if (asked) {
 		struct evbuffer *msg = evbuffer_new();
 		if (msg) {
-			evbuffer_add_printf(msg, "unknown format \"%.64s%s\": the formats are %s\n",
-			                    asked, strlen(asked) > 64 ? "..." : "", formats);
+			/* The value as the client sent it, bounded, quoted as JSON quotes. */
+			evbuffer_add_printf(msg, "unknown format ");
+			json_put_string(msg, asked, asked_len > 64 ? 64 : asked_len);
+			evbuffer_add_printf(msg, "%s: the formats are %s\n",
+			                    asked_len > 64 ? " (cut)" : "", formats);
 			set_text_type(req);
 			size_t len = evbuffer_get_length(msg);
 			reply(req, 400, "Bad Request", (const char *)evbuffer_pullup(msg, -1), len);

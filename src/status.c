@@ -29,6 +29,18 @@ static const char *ready_word(int ready)
 	return ready < 0 ? "absent" : ready ? "true" : "false";
 }
 
+/* The driver's identity; "" before GetPluginInfo, or with no driver (the HTTP fuzzer). */
+static const struct csi_driver *driver_of(const struct status_sources *s)
+{
+	static const struct csi_driver none = {.name = "", .vendor_version = ""};
+	return s->csi ? csi_driver(s->csi) : &none;
+}
+
+static bool connected(const struct status_sources *s)
+{
+	return s->csi && csi_connected(s->csi);
+}
+
 static void put_bool(struct evbuffer *out, bool v)
 {
 	evbuffer_add_printf(out, "%s", v ? "true" : "false");
@@ -159,7 +171,7 @@ static void json_policy(struct evbuffer *out, const struct status_sources *s)
 
 static void json_driver(struct evbuffer *out, const struct status_sources *s)
 {
-	const struct csi_driver *d = csi_driver(s->csi);
+	const struct csi_driver *d = driver_of(s);
 	evbuffer_add_printf(out, "{\"address\":");
 	json_put_cstring(out, s->address);
 	evbuffer_add_printf(out, ",\"name\":");
@@ -167,7 +179,7 @@ static void json_driver(struct evbuffer *out, const struct status_sources *s)
 	evbuffer_add_printf(out, ",\"vendor_version\":");
 	json_put_cstring(out, d->vendor_version);
 	evbuffer_add_printf(out, ",\"connected\":");
-	put_bool(out, csi_connected(s->csi));
+	put_bool(out, connected(s));
 	evbuffer_add_printf(out, "}");
 }
 
@@ -233,7 +245,7 @@ static void render_text(const struct status_sources *s, struct evbuffer *out)
 {
 	struct status_policy p;
 	unsigned long long ok, failed;
-	const struct csi_driver *d = csi_driver(s->csi);
+	const struct csi_driver *d = driver_of(s);
 	memset(&p, 0, sizeof(p));
 	s->policy(s->policy_ctx, &p);
 	metrics_reloads(s->metrics, &ok, &failed);
@@ -247,8 +259,7 @@ static void render_text(const struct status_sources *s, struct evbuffer *out)
 	text_put(out, d->vendor_version, strlen(d->vendor_version));
 	evbuffer_add_printf(out, " at ");
 	text_put(out, s->address, strlen(s->address));
-	evbuffer_add_printf(out, ", %s\npolicy    ",
-	                    csi_connected(s->csi) ? "connected" : "not connected");
+	evbuffer_add_printf(out, ", %s\npolicy    ", connected(s) ? "connected" : "not connected");
 	text_put(out, p.source, strlen(p.source));
 	evbuffer_add_printf(out, " sha256 %.12s, runs in %s, loaded ", p.sha256, p.runs_in);
 	text_time(out, p.loaded_at);

@@ -28,7 +28,7 @@ struct status_policy {
 struct status_sources {
 	const struct health *health;
 	const struct metrics *metrics; /* reloads, memory, process start */
-	const struct csi *csi;         /* the driver's identity and connection */
+	const struct csi *csi;         /* the driver's identity and connection; NULL: none */
 	const char *address;           /* the driver's address as given */
 	void (*policy)(void *ctx, struct status_policy *out);
 	void *policy_ctx;

@@ -3,11 +3,12 @@
  * input is sent, byte for byte, on a loopback TCP connection to the real
  * server (http_new + http_serve on a 127.0.0.1 listener): libevent's parser,
  * on_request's routing, target_path, the decoding and http_clean_path, the
- * 301/404 answers, /metrics (gzip too) and /healthz parked on the real check
- * module (src/check.c). The check's policy sleeps 0 s (a timer: the next
- * loop round), probes and says "ok"; with --probe-timeout 0 and no driver
- * the probe fails at once, from the loop. So a /healthz request is really
- * parked, and answered a round or two later.
+ * 301/404 answers, /metrics (gzip too), /status (JSON and text, from the
+ * real health record, src/health.c and src/status.c) and /healthz, /readyz
+ * and /startupz (?verbose too) parked on the real check module (src/check.c). The check's policy
+ * sleeps 0 s (a timer: the next loop round), probes and says "ok"; with --probe-timeout 0 and no
+ * driver the probe fails at once, from the loop. So a /healthz request is really parked, and
+ * answered a round or two later.
  *
  * The event loop runs non-blocking, a bounded number of rounds (no sleeps).
  * Each input goes on two connections: a polite client writes it, waits until
@@ -39,19 +40,22 @@
 #include "check.h"
 #include "fuzz.h"
 #include "fuzz_policy.h"
+#include "health.h"
 #include "http.h"
 #include "metrics.h"
 #include "runner_local.h"
+#include "status.h"
 
 /* Rounds of the loop per input, and quiet rounds before the client half-closes. */
 #define MAX_ROUNDS   256
 #define QUIET_ROUNDS 3
 
-static const char policy_source[] = "return { check = function(ctx)\n"
+static const char policy_source[] = "local function answer(ctx)\n"
                                     "  ctx.sleep(0)\n"
                                     "  ctx.probe()\n"
                                     "  return true, \"ok\"\n"
-                                    "end }\n";
+                                    "end\n"
+                                    "return { check = answer, ready = answer, startup = answer }\n";
 
 static struct event_base *base;
 static struct policy *policy;
@@ -65,6 +69,15 @@ static struct csi_probe *no_probe(void *ctx, int64_t deadline_ns, csi_probe_cb c
 
 static void no_cancel(struct csi_probe *probe)
 {
+}
+
+static void builtin_policy(void *ctx, struct status_policy *out)
+{
+	out->source = "builtin";
+	out->sha256 = "0000000000000000000000000000000000000000000000000000000000000000";
+	out->loaded_at = 1;
+	out->runs_in = "daemon";
+	out->last_reload_error = NULL;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -82,17 +95,30 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	}
 	/* Probes fail at once (no driver is asked); a check may take 10 s. */
-	struct check_options opts = {.probe_timeout_ns = 0, .check_timeout_ns = 10000000000LL};
+	struct health *health = health_new(metrics);
 	struct check_prober prober = {.probe = no_probe, .cancel = no_cancel};
 	static const struct csi_driver driver = {.name = "fuzz", .vendor_version = ""};
-	struct runner *runner = runner_local_new(base, policy);
-	struct check *check =
-	        runner ? check_new(base, &prober, runner, metrics, &driver, &opts) : NULL;
-	struct http_routes routes = {.healthz = check,
+	struct runner *runner = health ? runner_local_new(base, policy) : NULL;
+	static struct status_sources status;
+	status = (struct status_sources){.health = health,
+	                                 .metrics = metrics,
+	                                 .address = "unix:///fuzz.sock",
+	                                 .policy = builtin_policy};
+	struct http_routes routes = {.health = health,
+	                             .status = &status,
 	                             .metrics = metrics,
 	                             .metrics_path = "/metrics",
 	                             .idle_timeout_s = 60};
-	struct http_server *server = check ? http_new(base, &routes) : NULL;
+	bool checks = runner != NULL;
+	for (int e = 0; checks && e < ENDPOINT_COUNT; e++) {
+		struct check_options opts = {.probe_timeout_ns = 0,
+		                             .check_timeout_ns = 10000000000LL,
+		                             .endpoint = (enum endpoint)e,
+		                             .health = health};
+		routes.checks[e] = check_new(base, &prober, runner, metrics, &driver, &opts);
+		checks = routes.checks[e] != NULL;
+	}
+	struct http_server *server = checks ? http_new(base, &routes) : NULL;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	socklen_t alen = sizeof(server_addr);
 	server_addr.sin_family = AF_INET;
