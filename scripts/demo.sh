@@ -1,7 +1,8 @@
 #!/bin/sh
 # The demo (README "Quick start"): installs what is needed, builds the static
 # release binaries, starts csi-mock-driver and livenessprobe, and shows
-# /healthz answering, first for a healthy driver, then for a stopped one.
+# /healthz answering, first for a healthy driver, then for a stopped one,
+# and /status saying why.
 # PORT (default 9808) and BUILD_DIR (default build-release) may be set.
 set -eu
 cd "$(dirname "$0")/.."
@@ -51,4 +52,6 @@ kill "$mock_pid"
 wait "$mock_pid" 2>/dev/null || true
 mock_pid=""
 curl -s -i -w '\n(answered in %{time_total}s)\n' "http://127.0.0.1:$PORT/healthz"
+echo "== GET /status?format=text (why: the checks and probes the sidecar kept)"
+curl -s "http://127.0.0.1:$PORT/status?format=text"
 echo "== done"

@@ -316,7 +316,8 @@ static void render_text(const struct status_sources *s, struct evbuffer *out)
 		text_time(out, pr->at);
 		evbuffer_add_printf(out, " %-9s %-19s %-6s %-9s %-9.6f ",
 		                    endpoint_name(pr->endpoint),
-		                    grpc_status_canonical_name(pr->code), ready_word(pr->ready),
+		                    grpc_status_canonical_name(pr->code),
+		                    pr->code == 0 ? ready_word(pr->ready) : "-",
 		                    pr->connected ? "yes" : "no", pr->seconds);
 		if (pr->code != 0)
 			text_put(out, pr->error, strlen(pr->error));
