@@ -74,13 +74,18 @@ static void *accept_loop(void *arg)
 			drain_wake(l);
 		if (!accepting || !(p[1].revents & POLLIN))
 			continue;
-		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			continue; /* EAGAIN, a peer that left, or fd exhaustion: poll again */
+		/*
+		 * Accepted under the lock (the socket does not block), so that a
+		 * stop_accepting made meanwhile leaves the connection in the
+		 * kernel's queue: one accepted and then closed would be reset.
+		 */
 		pthread_mutex_lock(&l->lock);
-		if (l->stopped || !l->accepting)
-			close(fd); /* raced with stop or stop_accepting: as if never accepted */
-		else
+		fd = l->stopped || !l->accepting
+		             ? -1
+		             : accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		/* fd < 0: not accepting any more, EAGAIN, a peer that left, or no fds: poll again.
+		 */
+		if (fd >= 0)
 			l->fn(fd, l->arg);
 		pthread_mutex_unlock(&l->lock);
 	}
