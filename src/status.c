@@ -48,15 +48,9 @@ static void put_bool(struct evbuffer *out, bool v)
 
 /* ---- JSON ---- */
 
-/* {healthy, status, body, reason, at, fallback} of an endpoint's last check; nulls before one. */
-static void json_verdict_fields(struct evbuffer *out, const struct health_endpoint *ep)
+/* "healthy", "status", "body", "reason", "at", "fallback" of one check. */
+static void json_check_fields(struct evbuffer *out, const struct health_check *c)
 {
-	const struct health_check *c = &ep->last;
-	if (!ep->known) {
-		evbuffer_add_printf(out, "\"healthy\":null,\"status\":null,\"body\":null,"
-		                         "\"reason\":null,\"at\":null,\"fallback\":null");
-		return;
-	}
 	evbuffer_add_printf(out, "\"healthy\":");
 	put_bool(out, c->healthy);
 	evbuffer_add_printf(out, ",\"status\":%d,\"body\":", c->status);
@@ -67,6 +61,16 @@ static void json_verdict_fields(struct evbuffer *out, const struct health_endpoi
 	json_put_time(out, c->at);
 	evbuffer_add_printf(out, ",\"fallback\":");
 	json_put_cstring(out, c->fallback == STOP_NONE ? NULL : stop_reason_label(c->fallback));
+}
+
+/* The same of an endpoint's last check; nulls before one. */
+static void json_verdict_fields(struct evbuffer *out, const struct health_endpoint *ep)
+{
+	if (ep->known)
+		json_check_fields(out, &ep->last);
+	else
+		evbuffer_add_printf(out, "\"healthy\":null,\"status\":null,\"body\":null,"
+		                         "\"reason\":null,\"at\":null,\"fallback\":null");
 }
 
 static void json_streak(struct evbuffer *out, const struct health_endpoint *ep)
@@ -81,6 +85,17 @@ static void json_streak(struct evbuffer *out, const struct health_endpoint *ep)
 	evbuffer_add_printf(out, "}");
 }
 
+/* ,"streak":{...},"last_success":...,"last_failure":... of an endpoint. */
+static void json_summary(struct evbuffer *out, const struct health_endpoint *ep)
+{
+	evbuffer_add_printf(out, ",\"streak\":");
+	json_streak(out, ep);
+	evbuffer_add_printf(out, ",\"last_success\":");
+	json_put_time(out, ep->last_success);
+	evbuffer_add_printf(out, ",\"last_failure\":");
+	json_put_time(out, ep->last_failure);
+}
+
 /* /readyz and /startupz, inside "verdict": their verdict, streak and last times. */
 static void json_other_endpoints(struct evbuffer *out, const struct health *h)
 {
@@ -91,12 +106,7 @@ static void json_other_endpoints(struct evbuffer *out, const struct health *h)
 		evbuffer_add_printf(out, "%s\"%s\":{", e > ENDPOINT_HEALTHZ + 1 ? "," : "",
 		                    endpoint_name((enum endpoint)e));
 		json_verdict_fields(out, ep);
-		evbuffer_add_printf(out, ",\"streak\":");
-		json_streak(out, ep);
-		evbuffer_add_printf(out, ",\"last_success\":");
-		json_put_time(out, ep->last_success);
-		evbuffer_add_printf(out, ",\"last_failure\":");
-		json_put_time(out, ep->last_failure);
+		json_summary(out, ep);
 		evbuffer_add_printf(out, "}");
 	}
 	evbuffer_add_printf(out, "}");
@@ -107,20 +117,11 @@ static void json_checks(struct evbuffer *out, const struct health *h)
 	const struct health_check *c;
 	evbuffer_add_printf(out, "[");
 	for (unsigned i = 0; (c = health_check_at(h, i)); i++) {
-		evbuffer_add_printf(out, "%s{\"at\":", i ? "," : "");
-		json_put_time(out, c->at);
-		evbuffer_add_printf(
-		        out, ",\"endpoint\":\"%s\",\"healthy\":", endpoint_name(c->endpoint));
-		put_bool(out, c->healthy);
-		evbuffer_add_printf(out, ",\"status\":%d,\"body\":", c->status);
-		json_put_string(out, c->body, c->body_len);
-		evbuffer_add_printf(out, ",\"reason\":");
-		json_put_cstring(out, c->reason);
+		evbuffer_add_printf(out, "%s{\"endpoint\":\"%s\",", i ? "," : "",
+		                    endpoint_name(c->endpoint));
+		json_check_fields(out, c);
 		evbuffer_add_printf(out, ",\"seconds\":");
 		json_put_number(out, c->seconds);
-		evbuffer_add_printf(out, ",\"fallback\":");
-		json_put_cstring(out,
-		                 c->fallback == STOP_NONE ? NULL : stop_reason_label(c->fallback));
 		evbuffer_add_printf(out, ",\"probes\":%u}", c->probes);
 	}
 	evbuffer_add_printf(out, "]");
@@ -200,12 +201,8 @@ static void render_json(const struct status_sources *s, struct evbuffer *out)
 	evbuffer_add_printf(out, "{\"verdict\":{");
 	json_verdict_fields(out, ep);
 	json_other_endpoints(out, s->health);
-	evbuffer_add_printf(out, "},\"streak\":");
-	json_streak(out, ep);
-	evbuffer_add_printf(out, ",\"last_success\":");
-	json_put_time(out, ep->last_success);
-	evbuffer_add_printf(out, ",\"last_failure\":");
-	json_put_time(out, ep->last_failure);
+	evbuffer_add_printf(out, "}");
+	json_summary(out, ep);
 	evbuffer_add_printf(out, ",\"checks\":");
 	json_checks(out, s->health);
 	evbuffer_add_printf(out, ",\"probes\":");

@@ -10,12 +10,22 @@
 -- A driver that hangs or errors still fails /healthz and is restarted.
 local policy = {}
 
-function policy.check(ctx)
+-- One Probe. An OK one (whatever ready says) means the driver has started;
+-- otherwise nil and upstream's error text.
+local function answered(ctx)
   local r = ctx.probe()
   if not r.ok then
-    return false, r.error
+    return nil, r.error
   end
   ctx.state.started = true
+  return r
+end
+
+function policy.check(ctx)
+  local r, err = answered(ctx)
+  if not r then
+    return false, err
+  end
   if r.ready == false then
     return true, "alive, not ready yet"
   end
@@ -23,11 +33,10 @@ function policy.check(ctx)
 end
 
 function policy.ready(ctx)
-  local r = ctx.probe()
-  if not r.ok then
-    return false, r.error
+  local r, err = answered(ctx)
+  if not r then
+    return false, err
   end
-  ctx.state.started = true
   if r.ready == false then
     return false, "driver responded but is not ready"
   end
@@ -38,11 +47,10 @@ function policy.startup(ctx)
   if ctx.state.started then
     return true, "ok"
   end
-  local r = ctx.probe()
-  if not r.ok then
-    return false, r.error
+  local r, err = answered(ctx)
+  if not r then
+    return false, err
   end
-  ctx.state.started = true
   return true, "started"
 end
 
