@@ -25,6 +25,7 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "http_request.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
@@ -337,72 +338,6 @@ static void serve_check(struct http_server *s, struct evhttp_request *req, enum 
 	}
 }
 
-/*
- * The weight of one Accept-Encoding element, from its parameters (what
- * follows the coding): 1 without "q", the q value (0 to 1, up to three
- * decimals, RFC 7231 section 5.3.1), or -1 when the weight is malformed
- * (the element is then ignored). Names are case-insensitive.
- */
-static double coding_weight(const char *p, const char *end)
-{
-	double q = 1;
-	while (p < end) {
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ';'))
-			p++;
-		const char *name = p;
-		while (p < end && *p != '=' && *p != ';')
-			p++;
-		if (p == end || *p != '=') {
-			if (p > name)
-				return -1; /* a parameter without a value */
-			continue;
-		}
-		bool is_q = p - name == 1 && (*name == 'q' || *name == 'Q');
-		const char *v = ++p;
-		while (p < end && *p != ';' && *p != ' ' && *p != '\t')
-			p++;
-		if (!is_q)
-			continue;
-		size_t n = (size_t)(p - v);
-		size_t frac = n > 2 ? n - 2 : 0;
-		if (n == 0 || (v[0] != '0' && v[0] != '1') || (n > 1 && v[1] != '.') || frac > 3 ||
-		    strspn(v + (n > 1 ? 2 : 1), v[0] == '1' ? "0" : "0123456789") != frac)
-			return -1;
-		q = strtod(v, NULL);
-	}
-	return q;
-}
-
-/*
- * Whether the request's Accept-Encoding headers (all of them: they add up)
- * let the answer be gzipped, as HTTP says (RFC 7231 section 5.3.4):
- * "gzip" (or "x-gzip") with a weight above 0; or, gzip not named, "*" with
- * a weight above 0. Codings are case-insensitive; "gzip;q=0" refuses it.
- */
-static bool accepts_gzip(struct evhttp_request *req)
-{
-	double gzip = -1, any = -1; /* -1: not named */
-	struct evkeyval *kv;
-	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
-	{
-		if (evutil_ascii_strcasecmp(kv->key, "Accept-Encoding") != 0)
-			continue;
-		for (const char *e = kv->value; *e;) {
-			const char *end = e + strcspn(e, ",");
-			const char *c = e + strspn(e, " \t");
-			size_t n = strcspn(c, " \t;,");
-			double q = coding_weight(c + n, end);
-			if (q >= 0 && ((n == 4 && evutil_ascii_strncasecmp(c, "gzip", 4) == 0) ||
-			               (n == 6 && evutil_ascii_strncasecmp(c, "x-gzip", 6) == 0)))
-				gzip = gzip < 0 || q > gzip ? q : gzip;
-			else if (q >= 0 && n == 1 && *c == '*')
-				any = any < 0 || q > any ? q : any;
-			e = *end ? end + 1 : end;
-		}
-	}
-	return gzip >= 0 ? gzip > 0 : any > 0;
-}
-
 /* Gzips text into a malloc'd buffer; NULL on failure (then send it plain). */
 static unsigned char *gzip_text(const unsigned char *text, size_t len, size_t *out_len)
 {
@@ -443,7 +378,7 @@ static void serve_metrics(struct http_server *s, struct evhttp_request *req)
 	size_t len = evbuffer_get_length(buf);
 	const unsigned char *text = evbuffer_pullup(buf, -1);
 	size_t zlen = 0;
-	unsigned char *zipped = text && accepts_gzip(req) ? gzip_text(text, len, &zlen) : NULL;
+	unsigned char *zipped = text && http_accepts_gzip(req) ? gzip_text(text, len, &zlen) : NULL;
 	if (zipped) {
 		evhttp_add_header(h, "Content-Encoding", "gzip");
 		reply(req, 200, "OK", (const char *)zipped, zlen);
@@ -466,67 +401,13 @@ static bool metrics_match(const struct http_server *s, const char *path)
 	return strcmp(path, s->metrics_path) == 0;
 }
 
-/*
- * The value of the query parameter key (decoded, '+' as space) in a
- * malloc'd string, "" for a key without '=', NULL when absent (or out of
- * memory); *len (if not NULL) its length, which may pass a decoded NUL.
- * Like Go's url.ParseQuery, '&' separates parameters.
- */
-static char *query_param(const char *query, const char *key, size_t *len)
-{
-	for (const char *p = query; p && *p;) {
-		size_t n = strcspn(p, "&");
-		char *part = strndup(p, n);
-		p = p[n] ? p + n + 1 : p + n;
-		if (!part)
-			return NULL;
-		char *eq = strchr(part, '=');
-		if (eq)
-			*eq = '\0';
-		size_t name_len = 0;
-		char *name = evhttp_uridecode(part, 1, &name_len);
-		bool match = name && name_len == strlen(key) && strcmp(name, key) == 0;
-		free(name);
-		char *value = match ? evhttp_uridecode(eq ? eq + 1 : "", 1, len) : NULL;
-		free(part);
-		if (value)
-			return value;
-	}
-	return NULL;
-}
-
-static bool query_has(const char *query, const char *key)
-{
-	char *v = query_param(query, key, NULL);
-	free(v);
-	return v != NULL;
-}
-
-/* Whether an Accept header names text/plain (then /status answers as a table). */
-static bool accepts_text(struct evhttp_request *req)
-{
-	struct evkeyval *kv;
-	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
-	{
-		if (evutil_ascii_strcasecmp(kv->key, "Accept") != 0)
-			continue;
-		for (const char *v = kv->value; (v = strstr(v, "text/plain")); v++) {
-			size_t before = (size_t)(v - kv->value);
-			char after = v[10];
-			if ((before == 0 || strchr(" ,\t", v[-1])) && strchr(",; \t", after))
-				return true;
-		}
-	}
-	return false;
-}
-
 /* /status: JSON by default, a table with ?format=text or Accept: text/plain. */
 static void serve_status(struct http_server *s, struct evhttp_request *req, const char *query)
 {
 	static const char formats[] = "json, text";
-	enum status_format format = accepts_text(req) ? STATUS_TEXT : STATUS_JSON;
+	enum status_format format = http_accepts_text(req) ? STATUS_TEXT : STATUS_JSON;
 	size_t asked_len = 0;
-	char *asked = query_param(query, "format", &asked_len);
+	char *asked = http_query_param(query, "format", &asked_len);
 	if (asked && asked_len == 4 && strcmp(asked, "json") == 0) {
 		format = STATUS_JSON;
 	} else if (asked && asked_len == 4 && strcmp(asked, "text") == 0) {
@@ -681,7 +562,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	enum endpoint e = check_route(s, path);
 	if (e != ENDPOINT_COUNT)
-		serve_check(s, req, e, query_has(query, "verbose"));
+		serve_check(s, req, e, http_query_has(query, "verbose"));
 	else if (s->routes.status && strcmp(path, "/status") == 0)
 		serve_status(s, req, query);
 	else if (metrics_match(s, path))

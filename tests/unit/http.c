@@ -4,9 +4,11 @@
  * is served only when it equals its cleaned form, else 301 to the cleaned
  * form. So "//healthz" must clean to "/healthz", and "/healthz/" must stay
  * as it is (then 404, not a redirect). Also Accept-Encoding as HTTP reads
- * it (when /metrics is gzipped) and the Location of a redirect.
+ * it (when /metrics is gzipped), Accept: text/plain and query parameters
+ * (src/http_request.c: /status's format, ?verbose), and the Location of a
+ * redirect.
  */
-#include "../../src/http.c" /* the statics: accepts_gzip */
+#include "../../src/http.c" /* the statics: redirect_location */
 #include "testing.h"
 
 static void check_clean(const char *path, const char *want)
@@ -109,7 +111,7 @@ static bool gzip_for(const char *const *values)
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	for (; *values; values++)
 		evhttp_add_header(h, "Accept-Encoding", *values);
-	bool yes = accepts_gzip(req);
+	bool yes = http_accepts_gzip(req);
 	evhttp_request_free(req);
 	return yes;
 }
@@ -164,8 +166,56 @@ static void test_redirect_location(void)
 	free(l);
 }
 
+/* Whether an Accept header value asks for text/plain. */
+static bool text_for(const char *value)
+{
+	struct evhttp_request *req = evhttp_request_new(NULL, NULL);
+	evhttp_add_header(evhttp_request_get_input_headers(req), "Accept", value);
+	bool yes = http_accepts_text(req);
+	evhttp_request_free(req);
+	return yes;
+}
+
+static void test_accept_and_query(void)
+{
+	CHECK(text_for("text/plain"));
+	CHECK(text_for("application/json, text/plain;q=0.5"));
+	CHECK(text_for("text/html,text/plain"));
+	CHECK(!text_for("*/*"));
+	CHECK(!text_for("text/plainish"));
+	CHECK(!text_for("xtext/plain"));
+
+	size_t len = 99;
+	char *v = http_query_param("a=1&format=text&b", "format", &len);
+	CHECK_STR(v, "text");
+	CHECK_INT(len, 4);
+	free(v);
+	v = http_query_param("f%6Frmat=j+s%6Fn", "format", &len); /* names and values decode */
+	CHECK_STR(v, "j son");
+	free(v);
+	v = http_query_param("format=js%00on", "format", &len); /* a decoded NUL is counted */
+	CHECK_INT(len, 5);
+	free(v);
+	v = http_query_param("verbose", "verbose", &len); /* no '=': "" */
+	CHECK_STR(v, "");
+	CHECK_INT(len, 0);
+	free(v);
+	CHECK(http_query_param("format=x", "form", NULL) == NULL);
+	CHECK(http_query_param("formatx=x", "format", NULL) == NULL);
+	CHECK(http_query_param(NULL, "format", NULL) == NULL);
+	CHECK(http_query_param("", "format", NULL) == NULL);
+	CHECK(http_query_has("&&verbose=&", "verbose"));
+	CHECK(http_query_has("x=1&verbose=false", "verbose")); /* any value, as kube-apiserver */
+	CHECK(!http_query_has("verbosely", "verbose"));
+	/* The first of repeated parameters counts, as Go's Query().Get. */
+	v = http_query_param("format=json&format=text", "format", NULL);
+	CHECK_STR(v, "json");
+	free(v);
+}
+
 int main(void)
 {
+	test_accept_and_query();
 	test_accept_encoding();
 	test_redirect_location();
 	test_canonical();
