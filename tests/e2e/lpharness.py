@@ -46,8 +46,9 @@ def _is_sanitized(path):
         return False
 
 
+SANITIZED = _is_sanitized(LP_BIN)
 # ASan's quarantine and valgrind's own heap make RSS figures meaningless.
-RSS_MEANINGFUL = not WRAPPER and not _is_sanitized(LP_BIN)
+RSS_MEANINGFUL = not WRAPPER and not SANITIZED
 # Under a wrapper (valgrind) start-up and shutdown take seconds, not ms.
 STARTUP_TIMEOUT = 10.0 * (6 if WRAPPER else 1) * max(1.0, TIME_SCALE / 5)
 # How long a clean shutdown may take (upper bound for "promptly").
