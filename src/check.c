@@ -109,7 +109,7 @@ static const struct health_check *record(struct check *c, bool healthy, int stat
 	struct health_check rec;
 	struct health_check *r = &rec;
 	memset(r, 0, offsetof(struct health_check, body));
-	r->at = health_wall_now();
+	r->at = clock_wall_s();
 	r->endpoint = c->options.endpoint;
 	r->healthy = healthy;
 	r->status = status;

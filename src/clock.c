@@ -19,6 +19,13 @@ double clock_now_s(void)
 	return (double)clock_now_ns() / 1e9;
 }
 
+double clock_wall_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int64_t clock_add(int64_t a, int64_t b)
 {
 	int64_t sum;

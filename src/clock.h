@@ -17,6 +17,9 @@ int64_t clock_now_ns(void);
 /* The same in seconds, as policies and scripts see time. */
 double clock_now_s(void);
 
+/* The wall clock (CLOCK_REALTIME) in seconds since the epoch: only for showing when. */
+double clock_wall_s(void);
+
 /* a + b, clamped to [INT64_MIN, INT64_MAX]. */
 int64_t clock_add(int64_t a, int64_t b);
 

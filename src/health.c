@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "csi.h"
 #include "log.h"
 #include "metrics.h"
@@ -36,13 +36,6 @@ void health_free(struct health *h)
 	free(h);
 }
 
-double health_wall_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 size_t health_copy_text(char *dst, const char *src, size_t len)
 {
 	return utf8_copy(dst, HEALTH_TEXT_MAX, src, len);
@@ -57,7 +50,7 @@ uint64_t health_add_probe(struct health *h, enum endpoint e, const struct csi_pr
 {
 	struct health_probe *p = &h->probes[h->n_probes % HEALTH_PROBES];
 	p->seq = ++h->n_probes;
-	p->at = health_wall_now();
+	p->at = clock_wall_s();
 	p->endpoint = e;
 	p->code = r->code;
 	p->ready = r->code == 0 ? r->ready : -1;

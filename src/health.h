@@ -61,9 +61,6 @@ struct health_endpoint {
 struct health *health_new(struct metrics *metrics);
 void health_free(struct health *h);
 
-/* Seconds since the epoch, now (the clock of every `at`). */
-double health_wall_now(void);
-
 /* A probe ended; returns its seq. */
 uint64_t health_add_probe(struct health *h, enum endpoint e, const struct csi_probe_result *r);
 

@@ -18,7 +18,7 @@
 #include "csi.h"
 #include "file_read.h"
 #include "metrics.h"
-#include "health.h" /* health_wall_now */
+#include "clock.h"
 #include "runner.h"
 #include "sha256.h"
 #include "status.h"
@@ -78,7 +78,7 @@ static void set_current_text(struct policy_source *s, struct text *text)
 {
 	text_set(&s->current_text, text);
 	sha256_hex(s->current_text.bytes, s->current_text.len, s->sha256);
-	s->loaded_at = health_wall_now();
+	s->loaded_at = clock_wall_s();
 	s->last_error[0] = '\0';
 }
 

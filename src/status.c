@@ -11,6 +11,7 @@
 
 #include "csi.h"
 #include "grpc_status.h"
+#include "clock.h"
 #include "health.h"
 #include "json.h"
 #include "metrics.h"
@@ -187,7 +188,7 @@ static void json_driver(struct evbuffer *out, const struct status_sources *s)
 static void json_process(struct evbuffer *out, const struct status_sources *s)
 {
 	double started = metrics_start_time(s->metrics);
-	double uptime = health_wall_now() - started;
+	double uptime = clock_wall_s() - started;
 	evbuffer_add_printf(out, "{\"version\":\"%s\",\"started_at\":", LP_VERSION);
 	json_put_time(out, started);
 	evbuffer_add_printf(out, ",\"uptime_seconds\":");

@@ -6,6 +6,7 @@
  * text table, and the verbose lines of one check.
  */
 #include "csi.h"
+#include "clock.h"
 #include "health.h"
 #include "json.h"
 #include "metrics.h"
@@ -88,7 +89,7 @@ static const struct health_check *add_check(struct health *h, enum endpoint e, b
 {
 	struct health_check c;
 	memset(&c, 0, sizeof(c));
-	c.at = health_wall_now();
+	c.at = clock_wall_s();
 	c.endpoint = e;
 	c.healthy = healthy;
 	c.status = healthy ? 200 : 500;
@@ -189,7 +190,7 @@ static void test_render(void)
 	health_add_probe(h, ENDPOINT_HEALTHZ, &r);
 	struct health_check c;
 	memset(&c, 0, sizeof(c));
-	c.at = health_wall_now();
+	c.at = clock_wall_s();
 	c.endpoint = ENDPOINT_HEALTHZ;
 	c.status = 500;
 	c.body_len = health_copy_text(c.body, big, sizeof(big));
