@@ -52,7 +52,10 @@ class PipeliningClientTest(h.LPTestCase):
         mock = self.start_mock()
         mport = h.free_port()
         d = self.start_daemon("--metrics-address=127.0.0.1:%d" % mport, csi=mock.socket_path)
-        for port, path in ((d.port, "/healthz"), (d.port, "/nope"), (mport, "/metrics")):
+        for _ in range(40):  # a /status answer with 32 checks and 32 probes kept
+            self.assertHealthz(d.request(), 200, "ok")
+        for port, path in ((d.port, "/healthz"), (d.port, "/nope"), (mport, "/metrics"),
+                           (d.port, "/status"), (d.port, "/readyz")):
             with self.subTest(path=path):
                 stop, sent = threading.Event(), [0]
                 t = threading.Thread(target=self.flood, args=(port, path, stop, sent),
