@@ -168,8 +168,11 @@ class CoalescingTest(h.LPTestCase):
         self.assertEqual(errors, [], "some requests failed")
         bad = [r for r, _ in results if (r.status, r.body) != (200, b"ok")]
         self.assertEqual(bad, [])
+        # Answered together: one after the other they would take 200 x 0.3 s.
+        # (The bound leaves room for 200 client threads on a busy machine;
+        # the Probe count below is the exact proof.)
         last = max(t for _, t in results)
-        self.assertLess(last - start, h.scaled(1.0),
+        self.assertLess(last - start, h.scaled(3.0),
                         "200 requests took %.3fs" % (last - start))
         # At most one check in flight: one Probe, two if the burst straddled it.
         self.assertGreaterEqual(mock.calls(), 1)
