@@ -308,14 +308,19 @@ static void on_parked_close(struct evhttp_connection *conn, void *arg)
 	free(p);
 }
 
+/* After http_shutdown: the checks and the driver may be gone; the answer parked requests get. */
+static void reply_closing(struct evhttp_request *req)
+{
+	static const char closing[] = "livenessprobe is shutting down";
+	set_text_type(req);
+	reply(req, 500, NULL, closing, sizeof(closing) - 1);
+}
+
 static void serve_check(struct http_server *s, struct evhttp_request *req, enum endpoint e,
                         bool verbose)
 {
-	static const char closing[] = "livenessprobe is shutting down";
 	if (s->closing) {
-		/* The check may be gone: the same answer parked requests get. */
-		set_text_type(req);
-		reply(req, 500, NULL, closing, sizeof(closing) - 1);
+		reply_closing(req);
 		return;
 	}
 	struct parked *p = calloc(1, sizeof(*p));
@@ -405,6 +410,10 @@ static bool metrics_match(const struct http_server *s, const char *path)
 static void serve_status(struct http_server *s, struct evhttp_request *req, const char *query)
 {
 	static const char formats[] = "json, text";
+	if (s->closing) {
+		reply_closing(req);
+		return;
+	}
 	enum status_format format = http_accepts_text(req) ? STATUS_TEXT : STATUS_JSON;
 	size_t asked_len = 0;
 	char *asked = http_query_param(query, "format", &asked_len);

@@ -35,9 +35,10 @@ struct http_server *http_new(struct event_base *base, const struct http_routes *
 int http_serve(struct http_server *s, int fd);
 
 /*
- * Stops listening, and answers check requests that still arrive on open
- * connections with 500 "livenessprobe is shutting down" without touching
- * the check: call it before the check is freed. NULL is a no-op.
+ * Stops listening, and answers check and /status requests that still
+ * arrive on open connections with 500 "livenessprobe is shutting down"
+ * without touching the checks or the driver: call it before they are
+ * freed. NULL is a no-op.
  */
 void http_shutdown(struct http_server *s);
 

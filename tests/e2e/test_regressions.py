@@ -59,6 +59,34 @@ class ShutdownRaceTest(h.LPTestCase):
                          "(want 0 each; -11 = SIGSEGV, -6 = ASan abort); last "
                          "stderr:\n%s" % tail)
 
+    def test_request_behind_a_parked_one_at_sigterm(self):
+        # A request pipelined behind a /healthz parked on a slow Probe is
+        # read in the loop pass that flushes the last replies, after the
+        # checks and the driver's channel are gone. /status read the freed
+        # channel there (ASan: heap-use-after-free in json_driver); every
+        # route must answer "shutting down" or close, and exit 0.
+        for path in ("/status", "/status?format=text", "/readyz", "/healthz?verbose"):
+            mock, d = self.healthy_daemon(mock_args=("--probe-delay=5s",))
+            c = h.HTTPConn(d.port)
+            self.addCleanup(c.close)
+            c.send(c.build(path="/healthz") + c.build(path=path))
+            # Usually the first request is parked on its Probe by then; if the
+            # signal comes first, both are read during shut-down, which must
+            # be answered the same way.
+            time.sleep(0.3)
+            d.signal(signal.SIGTERM)
+            first = c.read_response()
+            self.assertHealthz(first, 500, "livenessprobe is shutting down")
+            try:
+                second = c.read_response()
+                self.assertHealthz(second, 500, "livenessprobe is shutting down")
+            except (OSError, h.ConnectionClosed):
+                pass  # closed unread: also fine
+            self.assertEqual(d.wait(h.SHUTDOWN_TIMEOUT + 5), 0,
+                             (path, d.stderr()[-3000:]))
+            c.close()
+            self.stop_mock(mock)
+
 
 @unittest.skipIf(h.WRAPPER, "a wrapper such as valgrind keeps fds and limits of its own")
 class FdExhaustionTest(h.LPTestCase):
