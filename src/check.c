@@ -53,6 +53,7 @@ struct check {
 
 	struct check_waiter *waiters; /* parked requests of the check in flight */
 	bool running;
+	bool freeing;      /* check_free: its answer is no verdict, and is not kept */
 	bool falling_back; /* the run in flight is the fallback */
 	bool replay;       /* fallback: probes are answered from last, no new probe */
 	int64_t deadline_ns;
@@ -104,7 +105,7 @@ static const struct health_check *record(struct check *c, bool healthy, int stat
                                          const char *body, size_t body_len)
 {
 	struct health *h = c->options.health;
-	if (!h)
+	if (!h || c->freeing)
 		return NULL;
 	struct health_check rec;
 	struct health_check *r = &rec;
@@ -381,6 +382,7 @@ void check_free(struct check *c)
 {
 	if (!c)
 		return;
+	c->freeing = true;
 	if (c->run || c->probe) /* a run exists only in a check built whole */
 		stop_run(c);
 	if (c->waiters)

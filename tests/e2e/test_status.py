@@ -387,6 +387,28 @@ return d
                          ("Health changed", "healthz", "healthy", "unhealthy", "2"))
         self.assertEqual(rec["v"], 0)
 
+    def test_shutting_down_is_not_a_verdict(self):
+        # A request parked at SIGTERM gets "shutting down": not kept, not a change.
+        slow = self.script_flag("slow.lua", """
+local d = {}
+function d.probe(call)
+  if call.n == 1 then return { ready = true } end
+  return { ready = true, delay = 5 }
+end
+return d
+""")
+        mock, d = self.healthy_daemon(mock_args=(slow,))
+        self.assertHealthz(d.request(), 200, "ok")
+        c = h.HTTPConn(d.port)
+        self.addCleanup(c.close)
+        c.send(c.build())
+        self.assertTrue(h.wait_until(lambda: mock.calls() >= 1, 5))
+        time.sleep(0.3)  # parked on the slow Probe (the signal first gives the same answer)
+        d.signal(signal.SIGTERM)
+        self.assertHealthz(c.read_response(), 500, "livenessprobe is shutting down")
+        self.assertEqual(d.wait(h.SHUTDOWN_TIMEOUT + 5), 0)
+        self.assertNotIn("Health changed", d.stderr())
+
     def test_steady_health_is_silent(self):
         mock, d = self.healthy_daemon()
         for _ in range(5):
