@@ -321,7 +321,7 @@ static int check_logging(const struct config *cfg, const struct extra *x, char *
  * Why --metrics-path cannot be served, or NULL. Only checked when metrics
  * are served at all, as upstream ignores the flag otherwise.
  */
-static const char *metrics_path_problem(const struct config *cfg)
+static const char *metrics_path_problem(const struct config *cfg, char *buf, size_t len)
 {
 	if (cfg->http_endpoint[0] == '\0' && cfg->metrics_address[0] == '\0')
 		return NULL;
@@ -329,16 +329,16 @@ static const char *metrics_path_problem(const struct config *cfg)
 		return "must not be empty";
 	if (cfg->metrics_path[0] != '/')
 		return "must start with \"/\"";
+	/* The exact routes of the --http-endpoint listener. */
 	static const char *const served[] = {"/healthz", "/readyz", "/startupz", "/status"};
-	static const char *const why[] = {
-	        "/healthz is already served on the --http-endpoint listener",
-	        "/readyz is already served on the --http-endpoint listener",
-	        "/startupz is already served on the --http-endpoint listener",
-	        "/status is already served on the --http-endpoint listener"};
 	for (size_t i = 0; cfg->http_endpoint[0] != '\0' && i < sizeof(served) / sizeof(served[0]);
-	     i++)
-		if (strcmp(cfg->metrics_path, served[i]) == 0)
-			return why[i];
+	     i++) {
+		if (strcmp(cfg->metrics_path, served[i]) == 0) {
+			snprintf(buf, len, "%s is already served on the --http-endpoint listener",
+			         served[i]);
+			return buf;
+		}
+	}
 	return NULL;
 }
 
@@ -414,7 +414,8 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, FILE 
 		          "set");
 		goto out;
 	}
-	reason = metrics_path_problem(cfg);
+	char why[128];
+	reason = metrics_path_problem(cfg, why, sizeof(why));
 	if (reason != NULL) {
 		goflag_report_bad_value(err,
 		                        &flags[goflag_find(flags, FLAG_COUNT, "metrics-path", 12)],
@@ -423,7 +424,6 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv, FILE 
 		result = CONFIG_BAD_FLAG;
 		goto out;
 	}
-	char why[128];
 	reason = probe_interval_problem(cfg, why, sizeof(why));
 	if (reason != NULL) {
 		char value[64];

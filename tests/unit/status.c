@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "health.h"
 #include "json.h"
+#include "lua_fixtures.h" /* fixture_result */
 #include "metrics.h"
 #include "sha256.h"
 #include "status.h"
@@ -71,18 +72,6 @@ static void test_json_values(void)
 	evbuffer_free(b);
 }
 
-static struct csi_probe_result probe_result(int code, int ready, const char *error)
-{
-	struct csi_probe_result r;
-	memset(&r, 0, sizeof(r));
-	r.connected = true;
-	r.code = code;
-	r.ready = ready;
-	r.seconds = 0.001;
-	snprintf(r.error, sizeof(r.error), "%s", error);
-	return r;
-}
-
 /* A check of e that ended now with the probes since first_seq. */
 static const struct health_check *add_check(struct health *h, enum endpoint e, bool healthy,
                                             const char *body, uint64_t first_seq)
@@ -109,7 +98,7 @@ static void test_rings_and_streaks(void)
 	CHECK(!health_endpoint(h, ENDPOINT_HEALTHZ)->known);
 	for (int i = 0; i < 40; i++) {
 		uint64_t first = health_next_seq(h);
-		struct csi_probe_result r = probe_result(0, 1, "");
+		struct csi_probe_result r = fixture_result(true, 0, 1, "", "");
 		CHECK_INT(health_add_probe(h, ENDPOINT_HEALTHZ, &r), first);
 		char body[16];
 		snprintf(body, sizeof(body), "ok %d", i);
@@ -186,7 +175,7 @@ static void test_render(void)
 	memcpy(big, "\"\n\xff", 3);
 	uint64_t first = health_next_seq(h);
 	struct csi_probe_result r =
-	        probe_result(9, -1, "rpc error: code = FailedPrecondition desc = x");
+	        fixture_result(true, 9, -1, "x", "rpc error: code = FailedPrecondition desc = x");
 	health_add_probe(h, ENDPOINT_HEALTHZ, &r);
 	struct health_check c;
 	memset(&c, 0, sizeof(c));
@@ -224,7 +213,7 @@ static void test_render(void)
 	text = take(b, NULL);
 	CHECK_STR(text,
 	          "\n[-]reason: p.lua:3: boom (the policy failed: error; the built-in policy "
-	          "answered)\n[-]probe 1: FAILED_PRECONDITION connected=true seconds=0.001000: "
+	          "answered)\n[-]probe 1: FAILED_PRECONDITION connected=true seconds=0.004000: "
 	          "rpc error: code = FailedPrecondition desc = x\n");
 	free(text);
 
@@ -232,7 +221,7 @@ static void test_render(void)
 	 */
 	first = health_next_seq(h);
 	for (int i = 0; i < 40; i++) {
-		struct csi_probe_result ok = probe_result(0, 0, "");
+		struct csi_probe_result ok = fixture_result(true, 0, 0, "", "");
 		health_add_probe(h, i % 2 ? ENDPOINT_READYZ : ENDPOINT_HEALTHZ, &ok);
 	}
 	memset(&c, 0, sizeof(c));
