@@ -22,14 +22,24 @@ failed=0
 
 INSTALL_TEST_DEPS=1 ./scripts/install-deps.sh || exit 1
 
-record() { # stage, status (0 ok), detail
+record() { # stage, status (0 ok), detail [, log whose failures to quote]
 	if [ "$2" -eq 0 ]; then
 		passed=$((passed + 1))
 		results="$results\n  PASS  $1  $3"
 	else
 		failed=$((failed + 1))
 		results="$results\n  FAIL  $1  $3"
+		if [ -n "${4:-}" ] && [ -f "$4" ]; then
+			results="$results\n$(failure_lines "$4")"
+		fi
 	fi
+}
+
+# What failed, for the summary: unittest's FAIL/ERROR headers and the
+# assertion lines under them (busted and the C tests print similar lines).
+failure_lines() {
+	grep -E '^(FAIL|ERROR): |^[A-Za-z.]*(Error|Exception): |^FAILED |Assertion|^[^ ]+:[0-9]+: ' "$1" |
+		head -12 | cut -c1-240 | tr '\\' '/' | sed 's/^/        /'
 }
 
 # ctest's own closing line, e.g. "100% tests passed, 0 tests failed out of 42".
@@ -70,8 +80,8 @@ for stage in $STAGES; do
 			rc2=$?
 			tail -30 build-test.unit.log
 			tail -30 build-test.e2e.log
-			record "build/unit+spec" $rc1 "$(ctest_line build-test.unit.log)"
-			record "build/e2e" $rc2 "$(ctest_line build-test.e2e.log)"
+			record "build/unit+spec" $rc1 "$(ctest_line build-test.unit.log)" build-test.unit.log
+			record "build/e2e" $rc2 "$(ctest_line build-test.e2e.log)" build-test.e2e.log
 		else
 			tail -30 build-test.build.log
 			record build 1 "build failed (build-test.build.log)"
@@ -86,7 +96,7 @@ for stage in $STAGES; do
 				LP_TIME_SCALE=3 ctest -j2 -L 'unit|e2e' --output-on-failure) >build-asan.log 2>&1
 			rc=$?
 			tail -30 build-asan.log
-			record "asan+ubsan" $rc "$(ctest_line build-asan.log)"
+			record "asan+ubsan" $rc "$(ctest_line build-asan.log)" build-asan.log
 		else
 			tail -30 build-asan.build.log
 			record asan 1 "build failed (build-asan.build.log)"
@@ -101,7 +111,7 @@ for stage in $STAGES; do
 				LP_TIME_SCALE=10 ctest -j1 -L valgrind --output-on-failure) >build-valgrind.log 2>&1
 		rc=$?
 		tail -30 build-valgrind.log
-		record valgrind $rc "$(ctest_line build-valgrind.log)"
+		record valgrind $rc "$(ctest_line build-valgrind.log)" build-valgrind.log
 		;;
 	static)
 		mkdir -p build-release
