@@ -1,9 +1,9 @@
 /*
  * The check in flight: its waiters, its run, its fallback (check.h).
  *
- * A check is a run on a runner, one step at a time: PROBE → prober →
- * resume; SLEEP → timer → resume; CALL → resume (no read-only calls yet);
- * DONE → answer; FAILED → log, count, and run the built-in policy instead,
+ * A check is a run on a runner, one step at a time: PROBE and CALL →
+ * prober → resume; FILE → the file checker → resume; SLEEP → timer →
+ * resume; DONE → answer; FAILED → log, count, and run the built-in policy instead,
  * fed the check's last probe result (so it answers at once, with no new
  * probe), or, if the policy made no probe, one probe with the probe
  * timeout. The same path serves the built-in policy, a custom policy in
@@ -25,6 +25,8 @@
 #include <event2/event.h>
 
 #include "clock.h"
+#include "csi_methods.h"
+#include "file_check.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -58,9 +60,12 @@ struct check {
 	bool replay;       /* fallback: probes are answered from last, no new probe */
 	int64_t deadline_ns;
 	struct runner_run *run;
-	struct csi_probe *probe; /* in flight */
+	struct csi_request *request; /* a probe or call in flight */
+	struct file_check *stat;     /* a ctx.file in flight */
 
-	struct csi_probe_result last; /* last probe result of this check */
+	struct csi_result last; /* last probe result of this check */
+	struct csi_result
+	        call_result; /* a call answered without the driver (too big for the stack) */
 	bool have_last;
 
 	/* For the record (health.h). */
@@ -90,7 +95,7 @@ static void log_verdict(struct check *c, const struct runner_step *s)
 		LOG_INFO_V(5, "Health check succeeded");
 		return;
 	}
-	const struct csi_probe_result *r = c->have_last ? &c->last : NULL;
+	const struct csi_result *r = c->have_last ? &c->last : NULL;
 	if (r && !r->connected && strcmp(s->body, r->error) == 0)
 		LOG_E("Failed to establish connection to CSI driver", "err", s->body);
 	else if (r && r->code == 0 && r->ready == 0 &&
@@ -169,9 +174,12 @@ static void begin_run(struct check *c, struct runner *r)
 /* Ends the run in flight where it stands: no step of it may arrive any more. */
 static void stop_run(struct check *c)
 {
-	if (c->probe)
-		c->prober.cancel(c->probe);
-	c->probe = NULL;
+	if (c->request)
+		c->prober.cancel(c->request);
+	c->request = NULL;
+	if (c->stat)
+		c->prober.cancel_stat(c->stat);
+	c->stat = NULL;
 	event_del(c->sleep_timer);
 	event_del(c->start_failed);
 	runner_abandon(c->run);
@@ -215,7 +223,7 @@ static void on_start_failed(evutil_socket_t fd, short what, void *arg)
 }
 
 /* A probe made for this check ended: kept as the last result and in the record. */
-static void note_probe(struct check *c, const struct csi_probe_result *r)
+static void note_probe(struct check *c, const struct csi_result *r)
 {
 	if (r != &c->last)
 		c->last = *r;
@@ -225,12 +233,29 @@ static void note_probe(struct check *c, const struct csi_probe_result *r)
 		health_add_probe(c->options.health, c->options.endpoint, r);
 }
 
-static void on_probe_result(const struct csi_probe_result *r, void *arg)
+static void on_probe_result(const struct csi_result *r, void *arg)
 {
 	struct check *c = arg;
-	c->probe = NULL;
+	c->request = NULL;
 	note_probe(c, r);
 	runner_resume_probe(c->run, r);
+}
+
+/*
+ * The deadline of a probe or call with a timeout of seconds (<= 0: the
+ * probe timeout), capped by the check's: a timeout past the check's end
+ * (even math.huge) ends with the check. False when no time is left.
+ */
+static bool request_deadline(const struct check *c, double seconds, int64_t *deadline)
+{
+	int64_t now = clock_now_ns();
+	int64_t timeout = c->options.probe_timeout_ns;
+	if (seconds > 0)
+		timeout = clock_ns_of_seconds(seconds);
+	*deadline = clock_add(now, timeout);
+	if (*deadline > c->deadline_ns)
+		*deadline = c->deadline_ns;
+	return *deadline > now && timeout > 0;
 }
 
 static void do_probe(struct check *c, double seconds)
@@ -239,24 +264,75 @@ static void do_probe(struct check *c, double seconds)
 		runner_resume_probe(c->run, &c->last);
 		return;
 	}
-	int64_t now = clock_now_ns();
-	/* A timeout past the check's end (even math.huge) is capped by the check deadline. */
-	int64_t timeout = c->options.probe_timeout_ns;
-	if (seconds > 0)
-		timeout = clock_ns_of_seconds(seconds);
-	int64_t deadline = clock_add(now, timeout);
-	if (deadline > c->deadline_ns)
-		deadline = c->deadline_ns;
-	if (deadline > now && timeout > 0) {
+	int64_t deadline;
+	if (request_deadline(c, seconds, &deadline)) {
 		LOG_INFO_V(5, "Sending probe request to CSI driver", "driver", c->driver->name);
-		c->probe = c->prober.probe(c->prober.ctx, deadline, on_probe_result, c);
-		if (c->probe)
+		c->request = c->prober.probe(c->prober.ctx, deadline, on_probe_result, c);
+		if (c->request)
 			return;
 	}
 	/* No time left (or --probe-timeout <= 0, or no probe): fails at once, as upstream. */
 	csi_unreachable_result(&c->last, 0);
 	note_probe(c, &c->last);
 	runner_resume_probe(c->run, &c->last);
+}
+
+static void on_call_result(const struct csi_result *r, void *arg)
+{
+	struct check *c = arg;
+	c->request = NULL;
+	runner_resume_call(c->run, r);
+}
+
+/* ctx.call: the same deadlines as a probe; not a probe for the record. */
+static void do_call(struct check *c, const char *method, double seconds)
+{
+	const struct csi_method *m = csi_method_by_name(method);
+	int64_t deadline;
+	/* Runners pass callable names only (worker.c checks its frames). */
+	if (m && c->prober.call && request_deadline(c, seconds, &deadline)) {
+		LOG_INFO_V(5, "Sending read-only call to CSI driver", "method", m->name, "driver",
+		           c->driver->name);
+		c->request = c->prober.call(c->prober.ctx, m, deadline, on_call_result, c);
+		if (c->request)
+			return;
+	}
+	struct csi_result *r = &c->call_result;
+	if (m && c->prober.call) {
+		csi_unreachable_result(r, 0); /* no time left, as a probe */
+	} else {
+		memset(r, 0, sizeof(*r));
+		r->code = 12; /* UNIMPLEMENTED */
+		r->ready = -1;
+		snprintf(r->message, sizeof(r->message), "read-only calls are not available here");
+		snprintf(r->error, sizeof(r->error),
+		         "rpc error: code = Unimplemented desc = read-only calls are not available "
+		         "here");
+	}
+	runner_resume_call(c->run, r);
+}
+
+static void on_stat_result(const struct file_check_result *r, void *arg)
+{
+	struct check *c = arg;
+	c->stat = NULL;
+	runner_resume_file(c->run, r);
+}
+
+/* ctx.file: stat'ed off the loop, answered by the check's deadline at the latest. */
+static void do_file(struct check *c, const char *path)
+{
+	if (c->prober.stat) {
+		c->stat = c->prober.stat(c->prober.files, path, c->deadline_ns, on_stat_result, c);
+		if (c->stat)
+			return;
+	}
+	struct file_check_result r;
+	memset(&r, 0, sizeof(r));
+	r.outcome = FILE_CHECK_REFUSED;
+	snprintf(r.error, sizeof(r.error), "ctx.file(\"%.64s\"): %s", path,
+	         c->prober.stat ? "out of memory" : "not available here");
+	runner_resume_file(c->run, &r);
 }
 
 static void on_sleep_done(evutil_socket_t fd, short what, void *arg)
@@ -272,13 +348,12 @@ static void on_step(const struct runner_step *s, void *arg)
 	case RUNNER_STEP_PROBE:
 		do_probe(c, s->seconds);
 		break;
-	case RUNNER_STEP_CALL: {
-		/* Read-only calls are not served yet: the policy hears so and goes on. */
-		struct runner_call_result r = {.code = 12 /* UNIMPLEMENTED */,
-		                               .message = "read-only calls are not available"};
-		runner_resume_call(c->run, &r);
+	case RUNNER_STEP_CALL:
+		do_call(c, s->method, s->seconds);
 		break;
-	}
+	case RUNNER_STEP_FILE:
+		do_file(c, s->path);
+		break;
 	case RUNNER_STEP_SLEEP: {
 		/* Policies never sleep past the deadline (policy.c); the hard timer bounds the
 		 * rest. */
@@ -383,7 +458,7 @@ void check_free(struct check *c)
 	if (!c)
 		return;
 	c->freeing = true;
-	if (c->run || c->probe) /* a run exists only in a check built whole */
+	if (c->run || c->request || c->stat) /* a run exists only in a check built whole */
 		stop_run(c);
 	if (c->waiters)
 		answer(c, false, 500, shutting_down, sizeof(shutting_down) - 1);

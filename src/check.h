@@ -12,10 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "csi.h" /* csi_probe_cb, struct csi_driver */
+#include "csi.h" /* csi_result_cb, struct csi_driver */
 #include "endpoint.h"
 
 struct event_base;
+struct csi_method;
+struct file_check;
+struct file_check_result;
 struct health;
 struct health_check;
 struct metrics;
@@ -34,14 +37,23 @@ struct check_verdict {
 typedef void (*check_cb)(const struct check_verdict *verdict, void *arg);
 
 /*
- * Where probes come from: csi.h in the daemon, a fake in the unit test.
- * probe() answers exactly once through cb, later, unless cancelled; NULL
- * when it cannot even start.
+ * What a check acts on: the driver (csi.h) and the file system
+ * (file_check.h) in the daemon, fakes in the unit test. probe(), call()
+ * and stat() answer exactly once through cb, later, unless cancelled; NULL
+ * when they cannot even start. call and stat may be NULL: then ctx.call
+ * answers UNIMPLEMENTED and ctx.file is refused.
  */
 struct check_prober {
-	struct csi_probe *(*probe)(void *ctx, int64_t deadline_ns, csi_probe_cb cb, void *arg);
-	void (*cancel)(struct csi_probe *probe);
+	struct csi_request *(*probe)(void *ctx, int64_t deadline_ns, csi_result_cb cb, void *arg);
+	struct csi_request *(*call)(void *ctx, const struct csi_method *m, int64_t deadline_ns,
+	                            csi_result_cb cb, void *arg);
+	void (*cancel)(struct csi_request *request);
 	void *ctx;
+	struct file_check *(*stat)(void *files, const char *path, int64_t deadline_ns,
+	                           void (*cb)(const struct file_check_result *r, void *arg),
+	                           void *arg);
+	void (*cancel_stat)(struct file_check *check);
+	void *files;
 };
 
 struct check_options {

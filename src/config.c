@@ -6,11 +6,15 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "duration.h"
 #include "goflag.h"
@@ -81,6 +85,36 @@ static const char *parse_trace(const char *value, void *target, char *why, size_
 }
 
 /* -vmodule: comma-separated pattern=N items (empty items skipped), N >= 0. */
+/*
+ * --policy-allow-path=DIR, repeatable: an absolute path to an existing
+ * directory, kept resolved (symlinks and ".." gone), so that ctx.file
+ * compares resolved paths with resolved paths (file_check.h).
+ */
+static const char *parse_allow_path(const char *value, void *target, char *why, size_t whylen)
+{
+	struct path_list *list = target;
+	char resolved[PATH_MAX];
+	struct stat st;
+	if (value[0] == '\0')
+		return NULL; /* the flag's starting value (and an empty one): adds nothing */
+	if (value[0] != '/')
+		return "must be an absolute path";
+	if (!realpath(value, resolved) || stat(resolved, &st) < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return why;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return "not a directory";
+	char **grown = realloc(list->paths, (list->count + 1) * sizeof(*grown));
+	if (!grown)
+		return "out of memory";
+	list->paths = grown;
+	if (!(list->paths[list->count] = strdup(resolved)))
+		return "out of memory";
+	list->count++;
+	return NULL;
+}
+
 static const char *parse_vmodule(const char *value, void *target, char *why, size_t whylen)
 {
 	for (const char *s = value; *s != '\0';) {
@@ -180,6 +214,10 @@ static const struct goflag flags[] = {
          NULL, NULL, false},
         {"policy-instruction-limit", GOFLAG_INT, IN_CONFIG(policy_instruction_limit), "10000000", 1,
          "Most Lua instructions one health check may run", NULL, NULL, false},
+        {"policy-allow-path", GOFLAG_CUSTOM, IN_CONFIG(policy_allow_paths), NULL, 0,
+         "Directory (absolute, existing) whose entries the policy's ctx.file may stat;\n"
+         "may be given several times; none means ctx.file raises",
+         parse_allow_path, "value", false},
 
         /* Logging, component-base surface (upstream ≥ v2.12). */
         {"v", KIND_LEVEL, IN_CONFIG(verbosity), NULL, 0,
@@ -448,6 +486,11 @@ out : {
 void config_free(struct config *cfg)
 {
 	void *const config_only[] = {cfg, NULL};
-	if (cfg != NULL)
-		goflag_free(flags, FLAG_COUNT, config_only);
+	if (cfg == NULL)
+		return;
+	goflag_free(flags, FLAG_COUNT, config_only);
+	for (size_t i = 0; i < cfg->policy_allow_paths.count; i++)
+		free(cfg->policy_allow_paths.paths[i]);
+	free(cfg->policy_allow_paths.paths);
+	cfg->policy_allow_paths = (struct path_list){NULL, 0};
 }

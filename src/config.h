@@ -1,7 +1,8 @@
 /*
  * Command line → struct config, with Go `flag` package syntax and messages
  * (UPSTREAM.md §1, DESIGN.md "Flags"). No I/O besides the caller-supplied
- * error stream; never exits: main.c acts on the result.
+ * error stream and resolving --policy-allow-path's directories; never
+ * exits: main.c acts on the result.
  */
 #ifndef LP_CONFIG_H
 #define LP_CONFIG_H
@@ -11,6 +12,12 @@
 #include <stdio.h>
 
 #include "log.h" /* enum log_format */
+
+/* Directories, resolved (realpath) as they were given. */
+struct path_list {
+	char **paths;
+	size_t count;
+};
 
 struct config {
 	/* Program flags, upstream names and defaults. */
@@ -41,7 +48,8 @@ struct config {
 	bool status;                 /* --status: serve /status (default true) */
 	int64_t probe_interval_ns;   /* --probe-interval: background /healthz checks; 0 = off */
 	int64_t policy_memory_limit; /* bytes, default 16 MiB */
-	int64_t policy_instruction_limit; /* per check, default 10,000,000 */
+	int64_t policy_instruction_limit;    /* per check, default 10,000,000 */
+	struct path_list policy_allow_paths; /* --policy-allow-path, repeatable: ctx.file's reach */
 };
 
 enum config_result {

@@ -24,14 +24,14 @@
 
 #include "clock.h"
 #include "csi.pb-c.h"
+#include "csi_methods.h"
 #include "grpc_loop.h"
 #include "grpc_status.h"
 #include "log.h"
 #include "metrics.h"
 #include "utf8.h"
 
-#define METHOD_PROBE "/csi.v1.Identity/Probe"
-#define METHOD_INFO  "/csi.v1.Identity/GetPluginInfo"
+#define METHOD_INFO "/csi.v1.Identity/GetPluginInfo"
 /* A deadline status this close to our deadline is ours, not the driver's. */
 #define OWN_DEADLINE_SLACK_NS 20000000LL
 /* Start-up waits forever; this is only how often it says so. */
@@ -39,7 +39,7 @@
 /* Deadlines further away than this (100 years) are none. */
 #define NEVER_NS (100LL * 365 * 24 * 3600 * 1000000000)
 
-enum op_kind { OP_PROBE, OP_INFO };
+enum op_kind { OP_REQUEST, OP_INFO };
 
 /* One RPC in flight; freed by the loop once its completion arrives. */
 struct csi_call {
@@ -55,20 +55,21 @@ struct csi_call {
 	const char *error_string;
 	int64_t start_ns;
 	int64_t deadline_ns;
-	bool retried;            /* already re-sent once after the connection broke under it */
-	struct csi_probe *probe; /* OP_PROBE: whose call this is */
+	bool retried;                /* already re-sent once after the connection broke under it */
+	struct csi_request *request; /* OP_REQUEST: whose call this is */
 };
 
-/* A probe asked for (csi.h); freed once answered or cancelled. */
-struct csi_probe {
+/* A Probe or read-only call asked for (csi.h); freed once answered or cancelled. */
+struct csi_request {
 	struct csi *csi;
-	csi_probe_cb cb;
+	const struct csi_method *method;
+	csi_result_cb cb;
 	void *arg;
 	struct csi_call *call; /* its RPC in flight, or NULL */
 	struct event *missing; /* without an RPC: answers unreachable at the deadline */
 	int64_t start_ns;
 	bool cancelled; /* the RPC's completion is to be dropped */
-	struct csi_probe *next;
+	struct csi_request *next;
 };
 
 struct csi {
@@ -92,7 +93,7 @@ struct csi {
 	struct csi_call *info_call; /* start-up's GetPluginInfo in flight */
 	csi_info_cb info_cb;
 	void *info_arg;
-	struct csi_probe *probes; /* asked for and not yet answered */
+	struct csi_request *requests; /* asked for and not yet answered */
 	/* Start-up's "Still connecting" reminder. */
 	struct event *still_timer;
 };
@@ -193,12 +194,13 @@ static void call_free(struct csi_call *c)
 }
 
 /*
- * Starts one unary call whose request is the packed message req. Waits for
- * the channel to be ready (wait-for-ready), so an unreachable driver yields
- * DEADLINE_EXCEEDED at the deadline, as upstream answers it.
+ * Starts one unary call. Its request is an empty message: every request
+ * made here (Probe, GetPluginInfo, the read-only calls) has no fields.
+ * Waits for the channel to be ready (wait-for-ready), so an unreachable
+ * driver yields DEADLINE_EXCEEDED at the deadline, as upstream answers it.
  */
 static struct csi_call *call_start(struct csi *csi, enum op_kind kind, const char *method,
-                                   const ProtobufCMessage *req, int64_t deadline_ns, bool retry)
+                                   int64_t deadline_ns, bool retry)
 {
 	struct csi_call *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -218,11 +220,8 @@ static struct csi_call *call_start(struct csi *csi, enum op_kind kind, const cha
 	if (grpc_channel_check_connectivity_state(csi->channel, 1) != GRPC_CHANNEL_READY)
 		grpc_channel_reset_connect_backoff(csi->channel);
 
-	uint8_t packed[64];
-	size_t len = protobuf_c_message_pack(req, packed); /* empty requests: 0 bytes */
-	grpc_slice slice = grpc_slice_from_copied_buffer((const char *)packed, len);
-	c->send_buf = grpc_raw_byte_buffer_create(&slice, 1);
-	grpc_slice_unref(slice);
+	grpc_slice empty = grpc_empty_slice();
+	c->send_buf = grpc_raw_byte_buffer_create(&empty, 1);
 
 	grpc_slice method_slice = grpc_slice_from_static_string(method);
 	c->call = grpc_channel_create_call(csi->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
@@ -273,7 +272,7 @@ static uint8_t *read_reply(grpc_byte_buffer *buf, size_t *len)
 	return bytes;
 }
 
-void csi_unreachable_result(struct csi_probe_result *r, double seconds)
+void csi_unreachable_result(struct csi_result *r, double seconds)
 {
 	memset(r, 0, sizeof(*r));
 	r->connected = false;
@@ -357,18 +356,50 @@ static bool transport_lost_details(const struct csi_call *c)
  */
 static bool broken_under_call(struct csi *csi, const struct csi_call *c, bool success)
 {
-	return success && c->kind == OP_PROBE && !c->retried &&
+	return success && c->kind == OP_REQUEST && !c->retried &&
 	       c->status == GRPC_STATUS_UNAVAILABLE &&
 	       (!channel_ready(csi) || transport_lost_details(c)) &&
 	       clock_now_ns() < c->deadline_ns;
 }
 
 /*
- * Fills r from a finished Probe. Decoding failures become INTERNAL, as a Go
- * client reports an unparsable reply; an OK status needs a message.
+ * Reads a read-only call's OK reply into r (reply, reply_len: malloc'd,
+ * the caller frees it), or makes r INTERNAL when there is none or it does
+ * not decode as m's reply type.
  */
-static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bool success,
-                                   struct csi_probe_result *r)
+static void reply_from_call(const struct csi_call *c, const struct csi_method *m,
+                            struct csi_result *r)
+{
+	size_t len = 0;
+	uint8_t *bytes = read_reply(c->recv_buf, &len);
+	if (!bytes) {
+		r->code = GRPC_STATUS_INTERNAL;
+		snprintf(r->message, sizeof(r->message),
+		         "grpc: server returned no response message");
+		return;
+	}
+	ProtobufCMessage *msg = protobuf_c_message_unpack(m->reply, NULL, len, bytes);
+	if (!msg) {
+		free(bytes);
+		r->code = GRPC_STATUS_INTERNAL;
+		snprintf(
+		        r->message, sizeof(r->message),
+		        "grpc: failed to unmarshal the received message: %zu bytes are no valid %s",
+		        len, m->reply->name);
+		return;
+	}
+	protobuf_c_message_free_unpacked(msg, NULL);
+	r->reply = bytes;
+	r->reply_len = len;
+}
+
+/*
+ * Fills r from a finished Probe or read-only call m. Decoding failures
+ * become INTERNAL, as a Go client reports an unparsable reply; an OK status
+ * needs a message. A call's reply is left in r->reply (the caller frees it).
+ */
+static void result_from_call(struct csi *csi, const struct csi_call *c, const struct csi_method *m,
+                             bool success, struct csi_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->ready = -1;
@@ -396,7 +427,9 @@ static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bo
 		}
 		snprintf(r->message, sizeof(r->message), "context deadline exceeded");
 	}
-	if (r->code == GRPC_STATUS_OK) {
+	if (r->code == GRPC_STATUS_OK && m->callable) {
+		reply_from_call(c, m, r);
+	} else if (r->code == GRPC_STATUS_OK) {
 		bool had_message;
 		Csi__V1__ProbeResponse *resp = (Csi__V1__ProbeResponse *)unpack_reply(
 		        c, &csi__v1__probe_response__descriptor, &had_message);
@@ -413,7 +446,7 @@ static void probe_result_from_call(struct csi *csi, const struct csi_call *c, bo
 	}
 	if (r->code != GRPC_STATUS_OK)
 		format_rpc_error(r->error, sizeof(r->error), r->code, r->message);
-	LOG_INFO_V(6, "Probe finished", "status", r->error, "detail",
+	LOG_INFO_V(6, "Call finished", "method", m->name, "status", r->error, "detail",
 	           c->error_string ? c->error_string : "");
 }
 
@@ -447,9 +480,9 @@ static void info_from_call(const struct csi_call *c, bool success, struct csi_pl
 		snprintf(info->error, sizeof(info->error), "driver name is empty");
 }
 
-static void probe_unlink(struct csi_probe *p)
+static void request_unlink(struct csi_request *p)
 {
-	for (struct csi_probe **pp = &p->csi->probes; *pp; pp = &(*pp)->next) {
+	for (struct csi_request **pp = &p->csi->requests; *pp; pp = &(*pp)->next) {
 		if (*pp == p) {
 			*pp = p->next;
 			break;
@@ -457,65 +490,65 @@ static void probe_unlink(struct csi_probe *p)
 	}
 }
 
-static void probe_free(struct csi_probe *p)
+static void request_free(struct csi_request *p)
 {
-	probe_unlink(p);
+	request_unlink(p);
 	if (p->missing)
 		event_free(p->missing);
 	free(p);
 }
 
 /* Answers p (unless cancelled) and frees it. */
-static void probe_answer(struct csi_probe *p, const struct csi_probe_result *r)
+static void request_answer(struct csi_request *p, const struct csi_result *r)
 {
-	csi_probe_cb cb = p->cb;
+	csi_result_cb cb = p->cb;
 	void *arg = p->arg;
 	bool cancelled = p->cancelled;
-	probe_free(p);
+	request_free(p);
 	if (!cancelled)
 		cb(r, arg);
 }
 
-static void finish_probe(struct csi *csi, struct csi_call *c, bool success)
+static void finish_request(struct csi *csi, struct csi_call *c, bool success)
 {
-	struct csi_probe *p = c->probe;
+	struct csi_request *p = c->request;
 	p->call = NULL;
 	if (p->cancelled) {
 		call_free(c);
-		probe_free(p);
+		request_free(p);
 		return;
 	}
 	if (broken_under_call(csi, c, success)) {
-		Csi__V1__ProbeRequest req = CSI__V1__PROBE_REQUEST__INIT;
 		int64_t deadline = c->deadline_ns;
-		LOG_INFO_V(5, "Connection to the CSI driver broke, probing again", "err",
-		           c->error_string ? c->error_string : "");
+		LOG_INFO_V(5, "Connection to the CSI driver broke, calling again", "method",
+		           p->method->name, "err", c->error_string ? c->error_string : "");
 		call_free(c);
 		/* A fresh channel: the old one may still hand out the dying transport. */
 		char err[256];
 		channel_close(csi);
 		if (channel_open(csi, err, sizeof(err)) == 0) {
-			p->call =
-			        call_start(csi, OP_PROBE, METHOD_PROBE, &req.base, deadline, true);
+			p->call = call_start(csi, OP_REQUEST, p->method->path, deadline, true);
 			if (p->call) {
-				p->call->probe = p;
+				p->call->request = p;
 				p->call->start_ns = p->start_ns;
 				return;
 			}
 		}
-		struct csi_probe_result r;
+		struct csi_result r;
 		csi_unreachable_result(&r, (double)(clock_now_ns() - p->start_ns) / 1e9);
-		probe_answer(p, &r);
+		request_answer(p, &r);
 		return;
 	}
-	struct csi_probe_result r;
-	probe_result_from_call(csi, c, success, &r);
+	struct csi_result r;
+	result_from_call(csi, c, p->method, success, &r);
 	/* Only RPCs that reached the driver are observed (UPSTREAM.md §4.1). */
 	if (r.connected)
-		metrics_observe_rpc(csi->metrics, csi->driver.name, METHOD_PROBE, r.code,
+		metrics_observe_rpc(csi->metrics, csi->driver.name, p->method->path, r.code,
 		                    r.seconds);
 	call_free(c);
-	probe_answer(p, &r);
+	uint8_t *reply = (uint8_t *)r.reply;
+	request_answer(p, &r);
+	free(reply);
 }
 
 /* Keeps the driver's identity (csi_driver) from a successful GetPluginInfo. */
@@ -560,18 +593,18 @@ static void finish_info(struct csi *csi, struct csi_call *c, bool success)
 static void on_completion(void *tag, bool success, void *arg)
 {
 	struct csi_call *c = tag;
-	if (c->kind == OP_PROBE)
-		finish_probe(arg, c, success);
+	if (c->kind == OP_REQUEST)
+		finish_request(arg, c, success);
 	else
 		finish_info(arg, c, success);
 }
 
 static void on_missing_deadline(evutil_socket_t fd, short what, void *arg)
 {
-	struct csi_probe *p = arg;
-	struct csi_probe_result r;
+	struct csi_request *p = arg;
+	struct csi_result r;
 	csi_unreachable_result(&r, (double)(clock_now_ns() - p->start_ns) / 1e9);
-	probe_answer(p, &r);
+	request_answer(p, &r);
 }
 
 static void on_still_waiting(evutil_socket_t fd, short what, void *arg)
@@ -619,8 +652,7 @@ void csi_start(struct csi *csi, csi_info_cb cb, void *arg)
 	evtimer_add(csi->still_timer, &every);
 	if (csi->address.kind == CSI_ADDRESS_NEVER)
 		return; /* waits forever, as upstream does for an unusable target */
-	Csi__V1__GetPluginInfoRequest req = CSI__V1__GET_PLUGIN_INFO_REQUEST__INIT;
-	csi->info_call = call_start(csi, OP_INFO, METHOD_INFO, &req.base, INT64_MAX, false);
+	csi->info_call = call_start(csi, OP_INFO, METHOD_INFO, INT64_MAX, false);
 	if (!csi->info_call)
 		LOG_E("Cannot start GetPluginInfo", "address", csi->address.display);
 }
@@ -659,22 +691,23 @@ static bool socket_still_there(struct csi *csi)
 	return true;
 }
 
-struct csi_probe *csi_probe(struct csi *csi, int64_t deadline_ns, csi_probe_cb cb, void *arg)
+struct csi_request *csi_call(struct csi *csi, const struct csi_method *m, int64_t deadline_ns,
+                             csi_result_cb cb, void *arg)
 {
-	struct csi_probe *p = calloc(1, sizeof(*p));
+	struct csi_request *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->csi = csi;
+	p->method = m;
 	p->cb = cb;
 	p->arg = arg;
 	p->start_ns = clock_now_ns();
-	p->next = csi->probes;
-	csi->probes = p;
+	p->next = csi->requests;
+	csi->requests = p;
 	if (socket_still_there(csi) && csi->channel) {
-		Csi__V1__ProbeRequest req = CSI__V1__PROBE_REQUEST__INIT;
-		p->call = call_start(csi, OP_PROBE, METHOD_PROBE, &req.base, deadline_ns, false);
+		p->call = call_start(csi, OP_REQUEST, m->path, deadline_ns, false);
 		if (p->call) {
-			p->call->probe = p;
+			p->call->request = p;
 			return p;
 		}
 		deadline_ns = p->start_ns; /* gRPC refused the call: unreachable, at once */
@@ -683,31 +716,39 @@ struct csi_probe *csi_probe(struct csi *csi, int64_t deadline_ns, csi_probe_cb c
 	struct timeval tv = clock_timeval(clock_left(deadline_ns));
 	p->missing = evtimer_new(csi->base, on_missing_deadline, p);
 	if (!p->missing || evtimer_add(p->missing, &tv) < 0) {
-		probe_free(p);
+		request_free(p);
 		return NULL;
 	}
 	return p;
 }
 
-void csi_probe_cancel(struct csi_probe *p)
+struct csi_request *csi_probe(struct csi *csi, int64_t deadline_ns, csi_result_cb cb, void *arg)
+{
+	static const struct csi_method *probe;
+	if (!probe)
+		probe = csi_method_by_name("Probe");
+	return csi_call(csi, probe, deadline_ns, cb, arg);
+}
+
+void csi_request_cancel(struct csi_request *p)
 {
 	if (!p)
 		return;
 	if (p->call) {
-		/* Its completion still comes, and is dropped (finish_probe). */
+		/* Its completion still comes, and is dropped (finish_request). */
 		p->cancelled = true;
 		grpc_call_cancel(p->call->call, NULL);
 		return;
 	}
-	probe_free(p);
+	request_free(p);
 }
 
 /* A call whose completion was never delivered (shutdown): freed, no callback. */
 static void drain_call(void *tag)
 {
 	struct csi_call *c = tag;
-	if (c->probe)
-		c->probe->call = NULL;
+	if (c->request)
+		c->request->call = NULL;
 	call_free(c);
 }
 
@@ -716,7 +757,7 @@ void csi_free(struct csi *csi)
 	if (!csi)
 		return;
 	/* GRPC-NOTES.md order: cancel → destroy channel → shut down the queue → join. */
-	for (struct csi_probe *p = csi->probes; p; p = p->next)
+	for (struct csi_request *p = csi->requests; p; p = p->next)
 		if (p->call)
 			grpc_call_cancel(p->call->call, NULL);
 	if (csi->info_call)
@@ -726,8 +767,8 @@ void csi_free(struct csi *csi)
 		grpc_loop_free(csi->grpc, drain_call); /* every call's completion is drained */
 		csi->info_call = NULL;
 	}
-	while (csi->probes)
-		probe_free(csi->probes);
+	while (csi->requests)
+		request_free(csi->requests);
 	if (csi->still_timer)
 		event_free(csi->still_timer);
 	free(csi->driver_name);

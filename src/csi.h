@@ -16,7 +16,8 @@
 
 struct event_base;
 struct csi;
-struct csi_probe;
+struct csi_method;
+struct csi_request;
 struct metrics;
 
 /*
@@ -29,24 +30,34 @@ struct metrics;
 /* Upstream's error text: "rpc error: code = <GoName> desc = " + message. */
 #define CSI_ERROR_MAX (CSI_TEXT_MAX + 64)
 
-/* The outcome of one Probe, as the policy's ctx.probe() returns it. */
-struct csi_probe_result {
+/*
+ * The outcome of one Probe or read-only call, as the policy's ctx.probe()
+ * and ctx.call() return it.
+ */
+struct csi_result {
 	bool connected;             /* a connection to the driver was made in time */
 	int code;                   /* gRPC status (UNAVAILABLE when !connected) */
-	int ready;                  /* -1 absent, 0 present and false, 1 true (only when code OK) */
+	int ready;                  /* Probe: -1 absent, 0 present and false, 1 true (code OK) */
 	double seconds;             /* wall time from start to answer */
 	char message[CSI_TEXT_MAX]; /* status details */
 	char error[CSI_ERROR_MAX];  /* upstream's body text; empty when code is OK */
+	/*
+	 * A read-only call with code OK: its reply message, which decodes as the
+	 * method's reply type (csi_methods.h). Borrowed: valid during the
+	 * callback only, so a kept copy of the result must not use it.
+	 */
+	const uint8_t *reply;
+	size_t reply_len;
 };
 
-typedef void (*csi_probe_cb)(const struct csi_probe_result *result, void *arg);
+typedef void (*csi_result_cb)(const struct csi_result *result, void *arg);
 
 /*
  * The result of a probe that made no connection in time (socket missing,
  * refused, silent, or no time at all): UNAVAILABLE with upstream's bare
  * "context deadline exceeded".
  */
-void csi_unreachable_result(struct csi_probe_result *r, double seconds);
+void csi_unreachable_result(struct csi_result *r, double seconds);
 
 /*
  * GetPluginInfo's outcome. On success code is 0 and name non-empty; on
@@ -89,10 +100,20 @@ void csi_start(struct csi *csi, csi_info_cb cb, void *arg);
  * (the driver restarted) rebuilds the channel at once. NULL when out of
  * memory (no callback then).
  */
-struct csi_probe *csi_probe(struct csi *csi, int64_t deadline_ns, csi_probe_cb cb, void *arg);
+struct csi_request *csi_probe(struct csi *csi, int64_t deadline_ns, csi_result_cb cb, void *arg);
+
+/*
+ * Makes the read-only call m (csi_methods.h: m->callable) with an empty
+ * request, as csi_probe makes a Probe: the same channel, socket checks,
+ * deadline and retry, counted in the metrics under m's path. An OK reply
+ * that does not decode as m's reply type becomes INTERNAL, as a Go client
+ * reports it.
+ */
+struct csi_request *csi_call(struct csi *csi, const struct csi_method *m, int64_t deadline_ns,
+                             csi_result_cb cb, void *arg);
 
 /* The caller no longer wants the answer: no callback comes. */
-void csi_probe_cancel(struct csi_probe *probe);
+void csi_request_cancel(struct csi_request *probe);
 
 /* The driver's identity (csi_driver above); "" fields until GetPluginInfo succeeded. */
 const struct csi_driver *csi_driver(const struct csi *csi);

@@ -46,7 +46,7 @@ uint64_t health_next_seq(const struct health *h)
 	return h->n_probes + 1;
 }
 
-uint64_t health_add_probe(struct health *h, enum endpoint e, const struct csi_probe_result *r)
+uint64_t health_add_probe(struct health *h, enum endpoint e, const struct csi_result *r)
 {
 	struct health_probe *p = &h->probes[h->n_probes % HEALTH_PROBES];
 	p->seq = ++h->n_probes;

@@ -16,7 +16,7 @@
 #include "endpoint.h"
 #include "sandbox.h" /* enum stop_reason */
 
-struct csi_probe_result;
+struct csi_result;
 struct metrics;
 struct health;
 
@@ -62,7 +62,7 @@ struct health *health_new(struct metrics *metrics);
 void health_free(struct health *h);
 
 /* A probe ended; returns its seq. */
-uint64_t health_add_probe(struct health *h, enum endpoint e, const struct csi_probe_result *r);
+uint64_t health_add_probe(struct health *h, enum endpoint e, const struct csi_result *r);
 
 /* The seq the next probe will get: a check notes it when it starts. */
 uint64_t health_next_seq(const struct health *h);

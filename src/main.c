@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "config.h"
 #include "csi.h"
+#include "file_check.h"
 #include "health.h"
 #include "http.h"
 #include "listen.h"
@@ -48,6 +49,7 @@ struct daemon {
 	struct csi *csi;
 	struct health *health;
 	struct check *checks[ENDPOINT_COUNT];
+	struct file_checker *files;   /* ctx.file's stats */
 	struct event *interval_timer; /* --probe-interval */
 	struct status_sources status;
 	char builtin_sha256[SHA256_HEX_LEN + 1];
@@ -123,10 +125,22 @@ static int start_listeners(struct daemon *d)
 	return 0;
 }
 
-/* Probes come from the driver (check.h's prober). */
-static struct csi_probe *probe_driver(void *ctx, int64_t deadline_ns, csi_probe_cb cb, void *arg)
+/* Probes and calls go to the driver, stats to the file checker (check.h's prober). */
+static struct csi_request *probe_driver(void *ctx, int64_t deadline_ns, csi_result_cb cb, void *arg)
 {
 	return csi_probe(ctx, deadline_ns, cb, arg);
+}
+
+static struct csi_request *call_driver(void *ctx, const struct csi_method *m, int64_t deadline_ns,
+                                       csi_result_cb cb, void *arg)
+{
+	return csi_call(ctx, m, deadline_ns, cb, arg);
+}
+
+static struct file_check *stat_file(void *files, const char *path, int64_t deadline_ns,
+                                    file_check_cb cb, void *arg)
+{
+	return file_check_start(files, path, deadline_ns, cb, arg);
 }
 
 /* What /status says of the policy deciding now. */
@@ -165,8 +179,13 @@ static void on_plugin_info(const struct csi_plugin_info *info, void *arg)
 	LOG_INFO_V(5, "CSI driver info", "driver", driver->name, "vendor_version",
 	           driver->vendor_version);
 	runner_set_driver(d->builtin, driver->name, driver->vendor_version);
-	struct check_prober prober = {
-	        .probe = probe_driver, .cancel = csi_probe_cancel, .ctx = d->csi};
+	struct check_prober prober = {.probe = probe_driver,
+	                              .call = call_driver,
+	                              .cancel = csi_request_cancel,
+	                              .ctx = d->csi,
+	                              .stat = stat_file,
+	                              .cancel_stat = file_check_cancel,
+	                              .files = d->files};
 	for (int e = 0; e < ENDPOINT_COUNT; e++) {
 		struct check_options opts = {.probe_timeout_ns = d->cfg.probe_timeout_ns,
 		                             .check_timeout_ns = d->cfg.check_timeout_ns,
@@ -213,6 +232,12 @@ static int start_driver(struct daemon *d)
 	d->csi = csi_new(d->base, &d->address, d->metrics, err, sizeof(err));
 	if (!d->csi) {
 		LOG_E("Failed to establish connection to CSI driver", "err", err);
+		return -1;
+	}
+	d->files = file_checker_new(d->base, d->cfg.policy_allow_paths.paths,
+	                            d->cfg.policy_allow_paths.count, NULL);
+	if (!d->files) {
+		LOG_E("Cannot set up file checks", "err", "out of memory");
 		return -1;
 	}
 	LOG_INFO_V(5, "Connecting", "address", d->address.display);
@@ -327,6 +352,7 @@ static void cleanup(struct daemon *d)
 		event_free(d->interval_timer);
 	for (int e = 0; e < ENDPOINT_COUNT; e++)
 		check_free(d->checks[e]);
+	file_checker_free(d->files);
 	csi_free(d->csi);
 	if (d->base)
 		event_base_loop(d->base, EVLOOP_NONBLOCK); /* flush the last replies */

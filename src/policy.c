@@ -5,7 +5,7 @@
  * struct policy_run):
  *   fn[e]    the function answering endpoint e (check, and the optional
  *            ready and startup) of the table the chunk returned
- *   funcs    ctx's C functions (probe, sleep, now, deadline, log)
+ *   funcs    ctx's C functions (probe, call, file, sleep, now, deadline, log)
  *   state    ctx.state, kept between checks
  *   history  ctx.history, the last HISTORY_MAX results of earlier checks
  *   driver   ctx.driver
@@ -27,8 +27,11 @@
 
 #include "clock.h"
 #include "csi.h"
+#include "csi_methods.h"
+#include "file_check.h"
 #include "grpc_status.h"
 #include "log.h"
+#include "policy_reply.h"
 #include "utf8.h"
 
 #define HISTORY_MAX 16
@@ -41,7 +44,17 @@
  */
 #define RESUME_COST 100
 
-enum request { REQUEST_NONE, REQUEST_PROBE, REQUEST_SLEEP, REQUEST_LATE };
+enum request {
+	REQUEST_NONE,
+	REQUEST_PROBE,
+	REQUEST_CALL,
+	REQUEST_FILE,
+	REQUEST_SLEEP,
+	REQUEST_LATE,
+};
+
+/* The longest path ctx.file takes (PATH_MAX, with its NUL). */
+#define FILE_PATH_MAX 4096
 
 struct policy_run {
 	struct policy *policy;
@@ -54,7 +67,9 @@ struct policy_run {
 	enum endpoint endpoint; /* which function runs */
 	enum request request;
 	double request_seconds;
-	const char *late_what; /* which ctx call came too late */
+	const struct csi_method *call; /* REQUEST_CALL; and the call awaited */
+	char *file_path;               /* REQUEST_FILE: malloc'd, handed to the step */
+	const char *late_what;         /* which ctx call came too late */
 	struct policy_run *next;
 };
 
@@ -111,6 +126,107 @@ static int ctx_probe(lua_State *L)
 	/* 0, negative or NaN: the probe timeout. */
 	run->request_seconds = timeout > 0 ? timeout : 0;
 	return lua_yield(L, 0);
+}
+
+/*
+ * Whether a probe, call or stat starting now is late: at or past the
+ * deadline. A late one ends the check (as REQUEST_LATE), so that a policy
+ * that retries until something succeeds cannot spin past its deadline.
+ */
+static bool late(struct policy_run *run, const char *what)
+{
+	if (now_of(run->policy) < run->deadline_ns)
+		return false;
+	run->request = REQUEST_LATE;
+	run->late_what = what;
+	return true;
+}
+
+/* ctx.call's message for a refused call, method quoted and cut (it is the policy's text). */
+static int refuse_call(lua_State *L, const char *method, const char *why)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "ctx.call(\"%.64s\"): %s", method, why);
+	return luaL_error(L, "%s", msg);
+}
+
+/*
+ * ctx.call(method [, request] [, timeout]) — yields; resumed with the
+ * result table. Only the read-only calls of csi_methods.h: any other
+ * method raises, naming the allowed ones. Their requests have no fields:
+ * request may be nil or an empty table. A timeout in the second place is
+ * taken as the timeout.
+ */
+static int ctx_call(lua_State *L)
+{
+	struct policy_run *run = ((struct policy *)lua_touserdata(L, lua_upvalueindex(1)))->current;
+	const char *name = luaL_checkstring(L, 1);
+	const struct csi_method *m = csi_method_by_name(name);
+	if (!m || !m->callable) {
+		char why[400];
+		snprintf(why, sizeof(why), "not a read-only call a policy may make (allowed: %s)",
+		         csi_callable_methods());
+		return refuse_call(L, name, why);
+	}
+	int timeout_arg = 3;
+	switch (lua_type(L, 2)) {
+	case LUA_TNONE:
+	case LUA_TNIL:
+		break;
+	case LUA_TNUMBER:
+		timeout_arg = 2;
+		break;
+	case LUA_TTABLE:
+		lua_pushnil(L);
+		if (lua_next(L, 2)) /* raw: no metamethod runs */
+			return refuse_call(L, name, "its request has no fields: pass nil or {}");
+		break;
+	default:
+		return luaL_typeerror(L, 2, "nil, table or number");
+	}
+	double timeout = luaL_optnumber(L, timeout_arg, 0);
+	if (late(run, "ctx.call() started after the check deadline"))
+		return lua_yield(L, 0);
+	run->request = REQUEST_CALL;
+	run->call = m;
+	/* 0, negative or NaN: the probe timeout. */
+	run->request_seconds = timeout > 0 ? timeout : 0;
+	return lua_yield(L, 0);
+}
+
+/* ctx.file's continuation: the daemon's answer is a table, or the text of a refusal. */
+static int ctx_file_done(lua_State *L, int status, lua_KContext k)
+{
+	if (lua_type(L, -1) == LUA_TSTRING)
+		return luaL_error(L, "%s", lua_tostring(L, -1));
+	return 1;
+}
+
+/*
+ * ctx.file(path) — yields; resumed with {exists, type, size, age} (and
+ * error, when the stat did not answer), or raises when path is not allowed.
+ */
+static int ctx_file(lua_State *L)
+{
+	struct policy_run *run = ((struct policy *)lua_touserdata(L, lua_upvalueindex(1)))->current;
+	size_t len;
+	const char *path = luaL_checklstring(L, 1, &len);
+	if (len >= FILE_PATH_MAX || memchr(path, '\0', len) || path[0] != '/') {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "ctx.file(\"%.64s\"): %s", path,
+		         len >= FILE_PATH_MAX      ? "the path is too long"
+		         : memchr(path, '\0', len) ? "the path holds a NUL byte"
+		                                   : "not an absolute path");
+		return luaL_error(L, "%s", msg);
+	}
+	if (late(run, "ctx.file() started after the check deadline"))
+		return lua_yield(L, 0);
+	free(run->file_path);
+	run->file_path = strdup(path);
+	if (!run->file_path)
+		return luaL_error(L, "ctx.file: out of memory");
+	run->request = REQUEST_FILE;
+	return lua_yieldk(L, 0, 0, ctx_file_done);
 }
 
 /* ctx.sleep(seconds) — yields; a sleep that would cross the deadline ends the check. */
@@ -183,7 +299,8 @@ static int ref_new_table(lua_State *L)
 static int setup_registry(lua_State *L)
 {
 	struct policy *p = lua_touserdata(L, 1);
-	static const luaL_Reg funcs[] = {{"probe", ctx_probe}, {"sleep", ctx_sleep},
+	static const luaL_Reg funcs[] = {{"probe", ctx_probe}, {"call", ctx_call},
+	                                 {"file", ctx_file},   {"sleep", ctx_sleep},
 	                                 {"now", ctx_now},     {"deadline", ctx_deadline},
 	                                 {"log", ctx_log},     {NULL, NULL}};
 	lua_newtable(L);
@@ -334,6 +451,7 @@ void policy_set_driver(struct policy *p, const char *name, const char *vendor_ve
 void policy_step_clear(struct policy_step *step)
 {
 	free(step->body);
+	free(step->path);
 	memset(step, 0, sizeof(*step));
 }
 
@@ -397,6 +515,7 @@ static void end_run(struct policy_run *run)
 		lua_pop(L, 1);
 	luaL_unref(L, LUA_REGISTRYINDEX, run->thread_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, run->pending_ref);
+	free(run->file_path);
 	free(run);
 	if (sandbox_hit_memory_cap(p->sb)) {
 		/* Give the memory back before the next check, to Lua and then to the system. */
@@ -503,12 +622,24 @@ static void run_lua(struct policy_run *run, int nargs, bool resumed, struct poli
 		run->budget = budget_before - RESUME_COST;
 	p->current = NULL;
 
-	if (out.status == SANDBOX_YIELDED &&
-	    (run->request == REQUEST_PROBE || run->request == REQUEST_SLEEP)) {
+	if (out.status == SANDBOX_YIELDED && run->request != REQUEST_NONE &&
+	    run->request != REQUEST_LATE) {
+		static const enum policy_step_kind kinds[] = {
+		        [REQUEST_PROBE] = POLICY_STEP_PROBE,
+		        [REQUEST_CALL] = POLICY_STEP_CALL,
+		        [REQUEST_FILE] = POLICY_STEP_FILE,
+		        [REQUEST_SLEEP] = POLICY_STEP_SLEEP,
+		};
 		lua_pop(run->co, out.nres);
 		policy_step_clear(step);
-		step->kind = run->request == REQUEST_PROBE ? POLICY_STEP_PROBE : POLICY_STEP_SLEEP;
+		step->kind = kinds[run->request];
 		step->seconds = run->request_seconds;
+		if (run->request == REQUEST_CALL)
+			step->method = run->call->name;
+		if (run->request == REQUEST_FILE) {
+			step->path = run->file_path; /* the step's now */
+			run->file_path = NULL;
+		}
 		return;
 	}
 	if (out.status == SANDBOX_RETURNED) {
@@ -537,7 +668,8 @@ static int setup_check(lua_State *L)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->fn_ref[run->endpoint]);
 	lua_createtable(L, 0, 8);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->funcs_ref);
-	static const char *const names[] = {"probe", "sleep", "now", "deadline", "log", NULL};
+	static const char *const names[] = {"probe", "call",     "file", "sleep",
+	                                    "now",   "deadline", "log",  NULL};
 	for (int i = 0; names[i]; i++) {
 		lua_getfield(L, -1, names[i]);
 		lua_setfield(L, -3, names[i]);
@@ -597,14 +729,14 @@ struct policy_run *policy_begin(struct policy *p, enum endpoint e, int64_t deadl
 	run->next = p->runs;
 	p->runs = run;
 	run_lua(run, 1, false, step);
-	return step->kind == POLICY_STEP_PROBE || step->kind == POLICY_STEP_SLEEP ? run : NULL;
+	return policy_step_continues(step->kind) ? run : NULL;
 }
 
 /* pcall'd: 1 = run, 2 = result (light userdata). Pushes the result table. */
 static int push_result(lua_State *L)
 {
 	struct policy_run *run = lua_touserdata(L, 1);
-	const struct csi_probe_result *r = lua_touserdata(L, 2);
+	const struct csi_result *r = lua_touserdata(L, 2);
 	lua_createtable(L, 0, 8);
 	lua_pushboolean(L, r->code == 0);
 	lua_setfield(L, -2, "ok");
@@ -634,41 +766,83 @@ static int push_result(lua_State *L)
 	return 1;
 }
 
-/* pushed by push_call_result: the outcome of a read-only call. */
-struct call_outcome {
-	int code;
-	const char *message;
-	double seconds;
-};
-
-/* pcall'd: 1 = call_outcome, 2 = run (light userdata). Pushes {ok, code, message, seconds, at}. */
+/*
+ * pcall'd: 1 = run, 2 = result, 3 = the decoded reply or NULL (light
+ * userdata). Pushes {ok, code, message, seconds, at, connected, error} with
+ * the reply's fields. A reply that does not decode here (csi.c checked it
+ * already) makes the result INTERNAL, as it would have there.
+ */
 static int push_call_result(lua_State *L)
 {
-	const struct call_outcome *c = lua_touserdata(L, 1);
-	const struct policy_run *run = lua_touserdata(L, 2);
-	lua_createtable(L, 0, 5);
-	lua_pushboolean(L, c->code == 0);
+	const struct policy_run *run = lua_touserdata(L, 1);
+	const struct csi_result *r = lua_touserdata(L, 2);
+	const ProtobufCMessage *reply = lua_touserdata(L, 3);
+	bool undecodable = r->code == 0 && !reply;
+	int code = undecodable ? 13 /* INTERNAL */ : r->code;
+	lua_createtable(L, 0, 10);
+	lua_pushboolean(L, code == 0);
 	lua_setfield(L, -2, "ok");
-	lua_pushstring(L, grpc_status_canonical_name(c->code));
+	lua_pushstring(L, grpc_status_canonical_name(code));
 	lua_setfield(L, -2, "code");
-	lua_pushstring(L, c->message);
+	lua_pushstring(L,
+	               undecodable ? "grpc: failed to unmarshal the received message" : r->message);
 	lua_setfield(L, -2, "message");
-	lua_pushnumber(L, c->seconds);
+	if (code != 0) {
+		lua_pushstring(L, undecodable ? "rpc error: code = Internal desc = grpc: failed to "
+		                                "unmarshal the received message"
+		                              : r->error);
+		lua_setfield(L, -2, "error");
+	}
+	lua_pushboolean(L, r->connected);
+	lua_setfield(L, -2, "connected");
+	lua_pushnumber(L, r->seconds);
 	lua_setfield(L, -2, "seconds");
 	lua_pushnumber(L, (double)now_of(run->policy) / 1e9);
 	lua_setfield(L, -2, "at");
+	if (reply)
+		policy_reply_push(L, reply);
 	return 1;
 }
 
-/* Resumes run with the one value a pcall'd builder pushes; nargs are the builder's arguments. */
-static void resume_with(struct policy_run *run, lua_CFunction build, void *a, void *b,
+/*
+ * pcall'd: 1 = run, 2 = file_check_result. Pushes {exists, type, size,
+ * age, error}, or, for a refusal, its text (ctx_file_done raises it).
+ */
+static int push_file_result(lua_State *L)
+{
+	const struct file_check_result *r = lua_touserdata(L, 2);
+	if (r->outcome == FILE_CHECK_REFUSED) {
+		lua_pushstring(L, r->error);
+		return 1;
+	}
+	lua_createtable(L, 0, 5);
+	lua_pushboolean(L, r->exists);
+	lua_setfield(L, -2, "exists");
+	if (r->exists) {
+		lua_pushstring(L, file_type_name(r->type));
+		lua_setfield(L, -2, "type");
+		lua_pushinteger(L, (lua_Integer)r->size);
+		lua_setfield(L, -2, "size");
+		lua_pushnumber(L, r->age);
+		lua_setfield(L, -2, "age");
+	}
+	if (r->outcome == FILE_CHECK_FAILED) {
+		lua_pushstring(L, r->error);
+		lua_setfield(L, -2, "error");
+	}
+	return 1;
+}
+
+/* Resumes run with the one value a pcall'd builder pushes, given (run, a, b). */
+static void resume_with(struct policy_run *run, lua_CFunction build, const void *a, const void *b,
                         struct policy_step *step)
 {
 	lua_State *L = sandbox_state(run->policy->sb);
 	lua_pushcfunction(L, build);
-	lua_pushlightuserdata(L, a);
-	lua_pushlightuserdata(L, b);
-	if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+	lua_pushlightuserdata(L, run);
+	lua_pushlightuserdata(L, (void *)a);
+	lua_pushlightuserdata(L, (void *)b);
+	if (lua_pcall(L, 3, 1, 0) != LUA_OK) {
 		lua_pop(L, 1);
 		step_fail(step, STOP_MEMORY, "out of memory passing a result to the policy", NULL);
 		end_run(run);
@@ -686,22 +860,34 @@ static bool no_run(const struct policy_run *run, struct policy_step *step)
 	return !run;
 }
 
-void policy_resume_probe(struct policy_run *run, const struct csi_probe_result *r,
+void policy_resume_probe(struct policy_run *run, const struct csi_result *r,
                          struct policy_step *step)
 {
 	if (no_run(run, step))
 		return;
-	resume_with(run, push_result, run, (void *)r, step);
+	resume_with(run, push_result, r, NULL, step);
 }
 
-void policy_resume_call(struct policy_run *run, int code, const char *message, double seconds,
+void policy_resume_call(struct policy_run *run, const struct csi_result *r,
                         struct policy_step *step)
 {
 	if (no_run(run, step))
 		return;
-	struct call_outcome c = {
-	        .code = code, .message = message ? message : "", .seconds = seconds};
-	resume_with(run, push_call_result, &c, run, step);
+	/* Decoded out here: the builder may raise (memory), and must leave nothing to free. */
+	ProtobufCMessage *reply = NULL;
+	if (r->code == 0 && run->call && run->call->reply && r->reply)
+		reply = protobuf_c_message_unpack(run->call->reply, NULL, r->reply_len, r->reply);
+	resume_with(run, push_call_result, r, reply, step);
+	if (reply)
+		protobuf_c_message_free_unpacked(reply, NULL);
+}
+
+void policy_resume_file(struct policy_run *run, const struct file_check_result *r,
+                        struct policy_step *step)
+{
+	if (no_run(run, step))
+		return;
+	resume_with(run, push_file_result, r, NULL, step);
 }
 
 void policy_resume_sleep(struct policy_run *run, struct policy_step *step)

@@ -20,7 +20,8 @@
 #include "endpoint.h"
 #include "sandbox.h" /* enum stop_reason */
 
-struct csi_probe_result;
+struct csi_result;
+struct file_check_result;
 struct policy;
 struct policy_run;
 
@@ -61,15 +62,19 @@ void policy_set_clock(struct policy *p, int64_t (*now_ns)(void *ctx), void *ctx)
 void policy_set_driver(struct policy *p, const char *name, const char *vendor_version);
 
 enum policy_step_kind {
-	POLICY_STEP_PROBE, /* call ctx.probe's Probe; seconds = its timeout (<= 0: default) */
-	POLICY_STEP_SLEEP, /* wait seconds, then policy_resume_sleep */
-	POLICY_STEP_DONE,  /* verdict ready */
-	POLICY_STEP_FAILED /* fallback: reason (metric label) and detail (log, with traceback) */
+	POLICY_STEP_PROBE,  /* call ctx.probe's Probe; seconds = its timeout (<= 0: default) */
+	POLICY_STEP_CALL,   /* make ctx.call's read-only call `method`; seconds as for PROBE */
+	POLICY_STEP_FILE,   /* stat ctx.file's `path`, then policy_resume_file */
+	POLICY_STEP_SLEEP,  /* wait seconds, then policy_resume_sleep */
+	POLICY_STEP_DONE,   /* verdict ready */
+	POLICY_STEP_FAILED, /* fallback: reason (metric label) and detail (log, with traceback) */
 };
 
 struct policy_step {
 	enum policy_step_kind kind;
 	double seconds;
+	const char *method; /* CALL: the method's name (static, csi_methods.h) */
+	char *path;         /* FILE: malloc'd, NUL-free; owned by the step */
 	/* DONE */
 	bool healthy;
 	int status;
@@ -81,6 +86,13 @@ struct policy_step {
 };
 
 void policy_step_clear(struct policy_step *step);
+
+/* Whether a run goes on after this step (it asks for a probe, call, stat or sleep). */
+static inline bool policy_step_continues(enum policy_step_kind k)
+{
+	return k == POLICY_STEP_PROBE || k == POLICY_STEP_CALL || k == POLICY_STEP_FILE ||
+	       k == POLICY_STEP_SLEEP;
+}
 
 /* Whether the policy has the function answering e (check always does). */
 bool policy_answers(const struct policy *p, enum endpoint e);
@@ -97,13 +109,16 @@ struct policy_run *policy_begin(struct policy *p, enum endpoint e, int64_t deadl
                                 struct policy_step *step);
 /* Resumes after a POLICY_STEP_PROBE with its outcome. A NULL run: FAILED, "no check in progress".
  */
-void policy_resume_probe(struct policy_run *run, const struct csi_probe_result *r,
+void policy_resume_probe(struct policy_run *run, const struct csi_result *r,
                          struct policy_step *step);
 /*
- * Resumes after a probe-like read-only call with its outcome: the run sees
- * {ok, code, message, seconds, at}.
+ * Resumes after a POLICY_STEP_CALL with its outcome: the run sees {ok, code,
+ * message, seconds, at, connected, error} and the reply's fields.
  */
-void policy_resume_call(struct policy_run *run, int code, const char *message, double seconds,
+void policy_resume_call(struct policy_run *run, const struct csi_result *r,
+                        struct policy_step *step);
+/* Resumes after a POLICY_STEP_FILE with the stat's outcome (a refusal raises in the policy). */
+void policy_resume_file(struct policy_run *run, const struct file_check_result *r,
                         struct policy_step *step);
 /* Resumes after a POLICY_STEP_SLEEP. */
 void policy_resume_sleep(struct policy_run *run, struct policy_step *step);

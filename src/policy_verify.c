@@ -3,6 +3,15 @@
  * policy (so one case's ctx.state cannot colour the next) on a simulated
  * clock: a successful probe takes 1 ms, an unreachable one its whole
  * timeout, a sleep its seconds, and nothing waits for real.
+ *
+ * ctx.call and ctx.file are simulated too. A call answers as the case's
+ * probe does: with a made-up reply (SIMULATED_NODE_ID, ...) when the probe
+ * is OK, with the probe's error otherwise. A file exists (a socket when
+ * its name ends in ".sock", a directory when it ends in "/", else a file;
+ * modified a second ago) while the driver answers OK, and is missing
+ * otherwise, so that both of a policy's branches run. Nothing is stat'ed
+ * and no --policy-allow-path applies: the dry run checks the policy, not
+ * the node it will run on.
  */
 #include "policy_verify.h"
 
@@ -16,7 +25,10 @@
 
 #include "clock.h"
 #include "csi.h"
+#include "csi.pb-c.h"
+#include "csi_methods.h"
 #include "duration.h"
+#include "file_check.h"
 #include "file_read.h"
 #include "grpc_status.h"
 #include "utf8.h"
@@ -75,7 +87,7 @@ static int64_t simulated_now(void *ctx)
 	return *(int64_t *)ctx;
 }
 
-static void case_result(const struct verify_case *c, struct csi_probe_result *r, double seconds)
+static void case_result(const struct verify_case *c, struct csi_result *r, double seconds)
 {
 	char name[24];
 	if (!c->connected) {
@@ -91,6 +103,87 @@ static void case_result(const struct verify_case *c, struct csi_probe_result *r,
 	if (c->code != 0)
 		snprintf(r->error, sizeof(r->error), "rpc error: code = %s desc = %s",
 		         grpc_status_go_name(c->code, name, sizeof(name)), c->message);
+}
+
+/* ctx.call's made-up replies for the OK cases. */
+#define SIMULATED_NODE_ID "check-policy-node"
+
+/* The packed reply of callable method m, as a driver might send it, into buf (len bytes). */
+static size_t simulated_reply(const struct csi_method *m, uint8_t *buf)
+{
+	if (m->reply == &csi__v1__get_plugin_info_response__descriptor) {
+		Csi__V1__GetPluginInfoResponse r = CSI__V1__GET_PLUGIN_INFO_RESPONSE__INIT;
+		r.name = "check-policy.csi.example.com";
+		r.vendor_version = "0.0.0";
+		return protobuf_c_message_pack(&r.base, buf);
+	}
+	if (m->reply == &csi__v1__get_plugin_capabilities_response__descriptor) {
+		Csi__V1__PluginCapability__Service svc = CSI__V1__PLUGIN_CAPABILITY__SERVICE__INIT;
+		Csi__V1__PluginCapability cap = CSI__V1__PLUGIN_CAPABILITY__INIT;
+		Csi__V1__PluginCapability *caps[] = {&cap};
+		Csi__V1__GetPluginCapabilitiesResponse r =
+		        CSI__V1__GET_PLUGIN_CAPABILITIES_RESPONSE__INIT;
+		svc.type = CSI__V1__PLUGIN_CAPABILITY__SERVICE__TYPE__CONTROLLER_SERVICE;
+		cap.type_case = CSI__V1__PLUGIN_CAPABILITY__TYPE_SERVICE;
+		cap.service = &svc;
+		r.n_capabilities = 1;
+		r.capabilities = caps;
+		return protobuf_c_message_pack(&r.base, buf);
+	}
+	if (m->reply == &csi__v1__node_get_info_response__descriptor) {
+		Csi__V1__NodeGetInfoResponse r = CSI__V1__NODE_GET_INFO_RESPONSE__INIT;
+		r.node_id = SIMULATED_NODE_ID;
+		return protobuf_c_message_pack(&r.base, buf);
+	}
+	if (m->reply == &csi__v1__node_get_capabilities_response__descriptor) {
+		Csi__V1__NodeServiceCapability__RPC rpc =
+		        CSI__V1__NODE_SERVICE_CAPABILITY__RPC__INIT;
+		Csi__V1__NodeServiceCapability cap = CSI__V1__NODE_SERVICE_CAPABILITY__INIT;
+		Csi__V1__NodeServiceCapability *caps[] = {&cap};
+		Csi__V1__NodeGetCapabilitiesResponse r =
+		        CSI__V1__NODE_GET_CAPABILITIES_RESPONSE__INIT;
+		rpc.type = CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__STAGE_UNSTAGE_VOLUME;
+		cap.type_case = CSI__V1__NODE_SERVICE_CAPABILITY__TYPE_RPC;
+		cap.rpc = &rpc;
+		r.n_capabilities = 1;
+		r.capabilities = caps;
+		return protobuf_c_message_pack(&r.base, buf);
+	}
+	if (m->reply == &csi__v1__controller_get_capabilities_response__descriptor) {
+		Csi__V1__ControllerServiceCapability__RPC rpc =
+		        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__INIT;
+		Csi__V1__ControllerServiceCapability cap =
+		        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__INIT;
+		Csi__V1__ControllerServiceCapability *caps[] = {&cap};
+		Csi__V1__ControllerGetCapabilitiesResponse r =
+		        CSI__V1__CONTROLLER_GET_CAPABILITIES_RESPONSE__INIT;
+		rpc.type = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__CREATE_DELETE_VOLUME;
+		cap.type_case = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__TYPE_RPC;
+		cap.rpc = &rpc;
+		r.n_capabilities = 1;
+		r.capabilities = caps;
+		return protobuf_c_message_pack(&r.base, buf);
+	}
+	return 0;
+}
+
+/* The simulated file system: see the top of this file. */
+static void simulated_file(const struct verify_case *c, const char *path,
+                           struct file_check_result *r)
+{
+	size_t len = strlen(path);
+	memset(r, 0, sizeof(*r));
+	r->outcome = FILE_CHECK_DONE;
+	r->exists = c->connected && c->code == 0;
+	if (!r->exists)
+		return;
+	if (len >= 5 && strcmp(path + len - 5, ".sock") == 0)
+		r->type = FILE_TYPE_SOCKET;
+	else if (len > 1 && path[len - 1] == '/')
+		r->type = FILE_TYPE_DIR;
+	else
+		r->type = FILE_TYPE_FILE;
+	r->age = 1.0;
 }
 
 /* A body as one printable line: control bytes escaped, at most 100 bytes. */
@@ -120,10 +213,17 @@ static int run_case(struct policy *p, enum endpoint e, const struct verify_case 
 	memset(&st, 0, sizeof(st));
 	int64_t deadline = clock_add(*now, check_timeout_ns);
 	struct policy_run *run = policy_begin(p, e, deadline, &st);
-	while (st.kind == POLICY_STEP_PROBE || st.kind == POLICY_STEP_SLEEP) {
+	while (policy_step_continues(st.kind)) {
 		if (st.kind == POLICY_STEP_SLEEP) {
 			*now = clock_add(*now, clock_ns_of_seconds(st.seconds));
 			policy_resume_sleep(run, &st);
+			continue;
+		}
+		if (st.kind == POLICY_STEP_FILE) {
+			struct file_check_result f;
+			simulated_file(c, st.path, &f);
+			*now = clock_add(*now, 100000); /* 0.1 ms */
+			policy_resume_file(run, &f, &st);
 			continue;
 		}
 		/* An unreachable driver answers at the probe's deadline, as in the daemon. */
@@ -134,9 +234,19 @@ static int run_case(struct policy *p, enum endpoint e, const struct verify_case 
 			took = took < left ? took : left;
 			took = took > 0 ? took : 0;
 		}
-		struct csi_probe_result r;
+		struct csi_result r;
 		case_result(c, &r, (double)took / 1e9);
 		*now = clock_add(*now, took);
+		if (st.kind == POLICY_STEP_CALL) {
+			uint8_t reply[256];
+			r.ready = -1;
+			if (r.code == 0) {
+				r.reply = reply;
+				r.reply_len = simulated_reply(csi_method_by_name(st.method), reply);
+			}
+			policy_resume_call(run, &r, &st);
+			continue;
+		}
 		probes++;
 		policy_resume_probe(run, &r, &st);
 	}

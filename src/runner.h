@@ -26,23 +26,26 @@
 #include "endpoint.h"
 #include "sandbox.h" /* enum stop_reason */
 
-struct csi_probe_result;
+struct csi_result;
+struct file_check_result;
 struct runner;
 struct runner_run;
 
 enum runner_step_kind {
-	RUNNER_STEP_PROBE, /* make one Probe; seconds = its timeout (<= 0: the default) */
-	RUNNER_STEP_CALL,  /* make the read-only call `method`; seconds as for PROBE */
-	RUNNER_STEP_SLEEP, /* wait seconds */
-	RUNNER_STEP_DONE,  /* the verdict */
-	RUNNER_STEP_FAILED /* the policy failed: reason, detail (with a traceback) */
+	RUNNER_STEP_PROBE,  /* make one Probe; seconds = its timeout (<= 0: the default) */
+	RUNNER_STEP_CALL,   /* make the read-only call `method`; seconds as for PROBE */
+	RUNNER_STEP_SLEEP,  /* wait seconds */
+	RUNNER_STEP_DONE,   /* the verdict */
+	RUNNER_STEP_FAILED, /* the policy failed: reason, detail (with a traceback) */
+	RUNNER_STEP_FILE,   /* stat `path` (ctx.file, file_check.h) */
 };
 
 /* One step; valid during the callback only. */
 struct runner_step {
 	enum runner_step_kind kind;
 	double seconds;
-	const char *method; /* CALL */
+	const char *method; /* CALL: a callable method's name (csi_methods.h) */
+	const char *path;   /* FILE */
 	/* DONE */
 	bool healthy;
 	int status;
@@ -53,20 +56,14 @@ struct runner_step {
 	const char *detail;
 };
 
-/* The outcome of a read-only call (RUNNER_STEP_CALL). */
-struct runner_call_result {
-	int code;            /* gRPC status */
-	const char *message; /* status details */
-	double seconds;
-};
-
 typedef void (*runner_step_cb)(const struct runner_step *step, void *arg);
 
 struct runner_ops {
 	struct runner_run *(*begin)(struct runner *r, enum endpoint e, int64_t deadline_ns,
 	                            runner_step_cb cb, void *arg);
-	void (*resume_probe)(struct runner_run *run, const struct csi_probe_result *result);
-	void (*resume_call)(struct runner_run *run, const struct runner_call_result *result);
+	void (*resume_probe)(struct runner_run *run, const struct csi_result *result);
+	void (*resume_call)(struct runner_run *run, const struct csi_result *result);
+	void (*resume_file)(struct runner_run *run, const struct file_check_result *result);
 	void (*resume_sleep)(struct runner_run *run);
 	void (*abandon)(struct runner_run *run);
 	size_t (*memory)(const struct runner *r);
@@ -106,17 +103,21 @@ static inline struct runner_run *runner_begin(struct runner *r, enum endpoint e,
 	return r->ops->begin(r, e, deadline_ns, cb, arg);
 }
 
-/* Resumes a run after its PROBE, CALL or SLEEP step. */
-static inline void runner_resume_probe(struct runner_run *run,
-                                       const struct csi_probe_result *result)
+/* Resumes a run after its PROBE, CALL, FILE or SLEEP step. */
+static inline void runner_resume_probe(struct runner_run *run, const struct csi_result *result)
 {
 	run->runner->ops->resume_probe(run, result);
 }
 
-static inline void runner_resume_call(struct runner_run *run,
-                                      const struct runner_call_result *result)
+static inline void runner_resume_call(struct runner_run *run, const struct csi_result *result)
 {
 	run->runner->ops->resume_call(run, result);
+}
+
+static inline void runner_resume_file(struct runner_run *run,
+                                      const struct file_check_result *result)
+{
+	run->runner->ops->resume_file(run, result);
 }
 
 static inline void runner_resume_sleep(struct runner_run *run)

@@ -63,6 +63,8 @@ static void deliver(struct runner_local *l, struct local_run *run)
 {
 	const struct policy_step *s = &run->step;
 	struct runner_step step = {.seconds = s->seconds,
+	                           .method = s->method,
+	                           .path = s->path,
 	                           .healthy = s->healthy,
 	                           .status = s->status,
 	                           .body = s->body,
@@ -73,6 +75,12 @@ static void deliver(struct runner_local *l, struct local_run *run)
 	switch (s->kind) {
 	case POLICY_STEP_PROBE:
 		step.kind = RUNNER_STEP_PROBE;
+		break;
+	case POLICY_STEP_CALL:
+		step.kind = RUNNER_STEP_CALL;
+		break;
+	case POLICY_STEP_FILE:
+		step.kind = RUNNER_STEP_FILE;
 		break;
 	case POLICY_STEP_SLEEP:
 		step.kind = RUNNER_STEP_SLEEP;
@@ -139,23 +147,27 @@ static struct runner_run *local_begin(struct runner *r, enum endpoint e, int64_t
 	return &run->base;
 }
 
-static void local_resume_probe(struct runner_run *base, const struct csi_probe_result *result)
+static void local_resume_probe(struct runner_run *base, const struct csi_result *result)
 {
 	struct local_run *run = (struct local_run *)base;
 	policy_resume_probe(run->engine, result, &run->step);
-	run->engine = run->step.kind == POLICY_STEP_PROBE || run->step.kind == POLICY_STEP_SLEEP
-	                      ? run->engine
-	                      : NULL;
+	run->engine = policy_step_continues(run->step.kind) ? run->engine : NULL;
 	queue_step((struct runner_local *)base->runner, run);
 }
 
-static void local_resume_call(struct runner_run *base, const struct runner_call_result *result)
+static void local_resume_call(struct runner_run *base, const struct csi_result *result)
 {
 	struct local_run *run = (struct local_run *)base;
-	policy_resume_call(run->engine, result->code, result->message, result->seconds, &run->step);
-	run->engine = run->step.kind == POLICY_STEP_PROBE || run->step.kind == POLICY_STEP_SLEEP
-	                      ? run->engine
-	                      : NULL;
+	policy_resume_call(run->engine, result, &run->step);
+	run->engine = policy_step_continues(run->step.kind) ? run->engine : NULL;
+	queue_step((struct runner_local *)base->runner, run);
+}
+
+static void local_resume_file(struct runner_run *base, const struct file_check_result *result)
+{
+	struct local_run *run = (struct local_run *)base;
+	policy_resume_file(run->engine, result, &run->step);
+	run->engine = policy_step_continues(run->step.kind) ? run->engine : NULL;
 	queue_step((struct runner_local *)base->runner, run);
 }
 
@@ -163,9 +175,7 @@ static void local_resume_sleep(struct runner_run *base)
 {
 	struct local_run *run = (struct local_run *)base;
 	policy_resume_sleep(run->engine, &run->step);
-	run->engine = run->step.kind == POLICY_STEP_PROBE || run->step.kind == POLICY_STEP_SLEEP
-	                      ? run->engine
-	                      : NULL;
+	run->engine = policy_step_continues(run->step.kind) ? run->engine : NULL;
 	queue_step((struct runner_local *)base->runner, run);
 }
 
@@ -199,6 +209,7 @@ static const struct runner_ops local_ops = {
         .begin = local_begin,
         .resume_probe = local_resume_probe,
         .resume_call = local_resume_call,
+        .resume_file = local_resume_file,
         .resume_sleep = local_resume_sleep,
         .abandon = local_abandon,
         .memory = local_memory,

@@ -41,6 +41,8 @@
 
 #include "clock.h"
 #include "csi.h"
+#include "csi_methods.h"
+#include "file_check.h"
 #include "runner.h"
 #include "wire.h"
 
@@ -408,10 +410,23 @@ static void on_loaded(struct worker *w, const LpWorker__Loaded *ld)
  */
 static bool step_frame_valid(const LpWorker__Step *s)
 {
-	if (s->kind < RUNNER_STEP_PROBE || s->kind > RUNNER_STEP_FAILED)
+	if (s->kind < RUNNER_STEP_PROBE || s->kind > RUNNER_STEP_FILE)
 		return false;
 	if (s->reason < 0 || s->reason >= STOP_REASON_COUNT)
 		return false;
+	if (s->kind == RUNNER_STEP_CALL) {
+		/* A callable method's name, as policy.c only sends. */
+		char name[64];
+		if (s->method.len == 0 || s->method.len >= sizeof(name))
+			return false;
+		memcpy(name, s->method.data, s->method.len);
+		name[s->method.len] = '\0';
+		const struct csi_method *m = csi_method_by_name(name);
+		return m && m->callable && s->seconds >= 0;
+	}
+	if (s->kind == RUNNER_STEP_FILE) /* an absolute path without NUL bytes */
+		return s->path.len > 0 && s->path.len < 4096 && s->path.data[0] == '/' &&
+		       !memchr(s->path.data, '\0', s->path.len);
 	if (s->kind == RUNNER_STEP_PROBE || s->kind == RUNNER_STEP_SLEEP)
 		return s->seconds >= 0; /* false for NaN; math.huge is a probe timeout */
 	if (s->kind == RUNNER_STEP_DONE)
@@ -438,16 +453,18 @@ static void on_step_frame(struct worker *w, const LpWorker__Step *s)
 	                           .reason = (enum stop_reason)s->reason,
 	                           .body = (const char *)s->body.data,
 	                           .body_len = s->body.len,
-	                           .detail = (const char *)s->detail.data,
-	                           .method = (const char *)s->method.data};
+	                           .detail = (const char *)s->detail.data};
 	/* bytes fields are not NUL-terminated by protobuf-c: copy what is read as text. */
-	char detail[2048], method[64];
+	char detail[2048], method[64], path[4096];
 	snprintf(detail, sizeof(detail), "%.*s", (int)s->detail.len,
 	         s->detail.data ? (const char *)s->detail.data : "");
 	snprintf(method, sizeof(method), "%.*s", (int)s->method.len,
 	         s->method.data ? (const char *)s->method.data : "");
+	snprintf(path, sizeof(path), "%.*s", (int)s->path.len,
+	         s->path.data ? (const char *)s->path.data : "");
 	step.detail = detail;
 	step.method = method;
+	step.path = path;
 	/* The body may be long (1 MiB) and hold NULs; runner.h promises a terminated copy. */
 	char *body = malloc(s->body.len + 1);
 	if (!body) {
@@ -725,7 +742,7 @@ static void resume(struct worker_run *run, const LpWorker__Frame *f)
 	owe(run, send_frame(w, f));
 }
 
-static void worker_resume_probe(struct runner_run *base, const struct csi_probe_result *r)
+static void worker_resume_probe(struct runner_run *base, const struct csi_result *r)
 {
 	struct worker_run *run = (struct worker_run *)base;
 	LpWorker__ProbeResult p = LP_WORKER__PROBE_RESULT__INIT;
@@ -742,7 +759,7 @@ static void worker_resume_probe(struct runner_run *base, const struct csi_probe_
 	resume(run, &f);
 }
 
-static void worker_resume_call(struct runner_run *base, const struct runner_call_result *r)
+static void worker_resume_call(struct runner_run *base, const struct csi_result *r)
 {
 	struct worker_run *run = (struct worker_run *)base;
 	LpWorker__CallResult c = LP_WORKER__CALL_RESULT__INIT;
@@ -750,10 +767,29 @@ static void worker_resume_call(struct runner_run *base, const struct runner_call
 	c.run = run->id;
 	c.code = r->code;
 	c.seconds = r->seconds;
-	c.message =
-	        (ProtobufCBinaryData){r->message ? strlen(r->message) : 0, (uint8_t *)r->message};
+	c.connected = r->connected;
+	c.message = (ProtobufCBinaryData){strlen(r->message), (uint8_t *)r->message};
+	c.error = (ProtobufCBinaryData){strlen(r->error), (uint8_t *)r->error};
+	c.reply = (ProtobufCBinaryData){r->reply ? r->reply_len : 0, (uint8_t *)r->reply};
 	f.msg_case = LP_WORKER__FRAME__MSG_CALL_RESULT;
 	f.call_result = &c;
+	resume(run, &f);
+}
+
+static void worker_resume_file(struct runner_run *base, const struct file_check_result *r)
+{
+	struct worker_run *run = (struct worker_run *)base;
+	LpWorker__FileResult fr = LP_WORKER__FILE_RESULT__INIT;
+	LpWorker__Frame f = LP_WORKER__FRAME__INIT;
+	fr.run = run->id;
+	fr.outcome = r->outcome;
+	fr.exists = r->exists;
+	fr.type = r->type;
+	fr.size = r->size;
+	fr.age = r->age;
+	fr.error = (ProtobufCBinaryData){strlen(r->error), (uint8_t *)r->error};
+	f.msg_case = LP_WORKER__FRAME__MSG_FILE_RESULT;
+	f.file_result = &fr;
 	resume(run, &f);
 }
 
@@ -832,6 +868,7 @@ static const struct runner_ops worker_ops = {
         .begin = worker_begin,
         .resume_probe = worker_resume_probe,
         .resume_call = worker_resume_call,
+        .resume_file = worker_resume_file,
         .resume_sleep = worker_resume_sleep,
         .abandon = worker_abandon,
         .memory = worker_memory,

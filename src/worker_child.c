@@ -19,6 +19,7 @@
 #include <event2/buffer.h>
 
 #include "csi.h"
+#include "file_check.h"
 #include "log.h"
 #include "policy.h"
 #include "runner.h"
@@ -97,10 +98,9 @@ static void forget(struct child *c, uint32_t id)
 static int send_step(struct child *c, uint32_t id, const struct policy_step *st)
 {
 	static const enum runner_step_kind kinds[] = {
-	        [POLICY_STEP_PROBE] = RUNNER_STEP_PROBE,
-	        [POLICY_STEP_SLEEP] = RUNNER_STEP_SLEEP,
-	        [POLICY_STEP_DONE] = RUNNER_STEP_DONE,
-	        [POLICY_STEP_FAILED] = RUNNER_STEP_FAILED,
+	        [POLICY_STEP_PROBE] = RUNNER_STEP_PROBE, [POLICY_STEP_CALL] = RUNNER_STEP_CALL,
+	        [POLICY_STEP_FILE] = RUNNER_STEP_FILE,   [POLICY_STEP_SLEEP] = RUNNER_STEP_SLEEP,
+	        [POLICY_STEP_DONE] = RUNNER_STEP_DONE,   [POLICY_STEP_FAILED] = RUNNER_STEP_FAILED,
 	};
 	LpWorker__Step s = LP_WORKER__STEP__INIT;
 	LpWorker__Frame f = LP_WORKER__FRAME__INIT;
@@ -113,6 +113,10 @@ static int send_step(struct child *c, uint32_t id, const struct policy_step *st)
 	s.reason = st->reason;
 	if (st->kind == POLICY_STEP_FAILED)
 		s.detail = (ProtobufCBinaryData){strlen(st->detail), (uint8_t *)st->detail};
+	if (st->kind == POLICY_STEP_CALL)
+		s.method = (ProtobufCBinaryData){strlen(st->method), (uint8_t *)st->method};
+	if (st->kind == POLICY_STEP_FILE)
+		s.path = (ProtobufCBinaryData){strlen(st->path), (uint8_t *)st->path};
 	s.memory = policy_memory(c->policy);
 	f.msg_case = LP_WORKER__FRAME__MSG_STEP;
 	f.step = &s;
@@ -131,6 +135,13 @@ static char *text_of(ProtobufCBinaryData b)
 		s[b.len] = '\0';
 	}
 	return s;
+}
+
+/* A text field of a frame into a buffer, cut to fit (bytes fields are not NUL-terminated). */
+static void copy_text(char *out, size_t size, ProtobufCBinaryData b)
+{
+	snprintf(out, size, "%.*s", (int)(b.len < size ? b.len : size - 1),
+	         b.data ? (const char *)b.data : "");
 }
 
 static int on_load(struct child *c, const LpWorker__Load *l)
@@ -194,16 +205,14 @@ static int on_probe_result(struct child *c, const LpWorker__ProbeResult *p)
 	struct child_run *r = *find(c, p->run);
 	if (!r)
 		return 0;
-	struct csi_probe_result res;
+	struct csi_result res;
 	memset(&res, 0, sizeof(res));
 	res.connected = p->connected;
 	res.code = p->code;
 	res.ready = p->ready;
 	res.seconds = p->seconds;
-	snprintf(res.message, sizeof(res.message), "%.*s", (int)p->message.len,
-	         p->message.data ? (const char *)p->message.data : "");
-	snprintf(res.error, sizeof(res.error), "%.*s", (int)p->error.len,
-	         p->error.data ? (const char *)p->error.data : "");
+	copy_text(res.message, sizeof(res.message), p->message);
+	copy_text(res.error, sizeof(res.error), p->error);
 	struct policy_step st;
 	memset(&st, 0, sizeof(st));
 	policy_resume_probe(r->run, &res, &st);
@@ -217,12 +226,44 @@ static int on_call_result(struct child *c, const LpWorker__CallResult *cr)
 	struct child_run *r = *find(c, cr->run);
 	if (!r)
 		return 0;
-	char *message = text_of(cr->message);
+	struct csi_result res;
+	memset(&res, 0, sizeof(res));
+	res.connected = cr->connected;
+	res.code = cr->code;
+	res.ready = -1;
+	res.seconds = cr->seconds;
+	copy_text(res.message, sizeof(res.message), cr->message);
+	copy_text(res.error, sizeof(res.error), cr->error);
+	res.reply = cr->reply.data;
+	res.reply_len = cr->reply.len;
 	struct policy_step st;
 	memset(&st, 0, sizeof(st));
-	policy_resume_call(r->run, cr->code, message ? message : "", cr->seconds, &st);
-	free(message);
+	policy_resume_call(r->run, &res, &st);
 	int rc = send_step(c, cr->run, &st);
+	policy_step_clear(&st);
+	return rc;
+}
+
+static int on_file_result(struct child *c, const LpWorker__FileResult *fr)
+{
+	struct child_run *r = *find(c, fr->run);
+	if (!r)
+		return 0;
+	if (fr->outcome < FILE_CHECK_DONE || fr->outcome > FILE_CHECK_FAILED || fr->type < 0 ||
+	    fr->type > FILE_TYPE_OTHER)
+		return -1; /* not our daemon's frame */
+	struct file_check_result res;
+	memset(&res, 0, sizeof(res));
+	res.outcome = (enum file_check_outcome)fr->outcome;
+	res.exists = fr->exists;
+	res.type = (enum file_type)fr->type;
+	res.size = fr->size;
+	res.age = fr->age;
+	copy_text(res.error, sizeof(res.error), fr->error);
+	struct policy_step st;
+	memset(&st, 0, sizeof(st));
+	policy_resume_file(r->run, &res, &st);
+	int rc = send_step(c, fr->run, &st);
 	policy_step_clear(&st);
 	return rc;
 }
@@ -266,6 +307,8 @@ static int dispatch(struct child *c, const LpWorker__Frame *f)
 		return on_probe_result(c, f->probe_result);
 	case LP_WORKER__FRAME__MSG_CALL_RESULT:
 		return on_call_result(c, f->call_result);
+	case LP_WORKER__FRAME__MSG_FILE_RESULT:
+		return on_file_result(c, f->file_result);
 	case LP_WORKER__FRAME__MSG_SLEEP_DONE:
 		return on_sleep_done(c, f->sleep_done);
 	case LP_WORKER__FRAME__MSG_ABANDON:

@@ -73,7 +73,7 @@ static bool terminated(const char *s, size_t cap)
 }
 
 /* Runs p on r: one probe step, then the verdict. */
-static void run_policy(struct policy *p, const struct csi_probe_result *r, struct policy_step *step)
+static void run_policy(struct policy *p, const struct csi_result *r, struct policy_step *step)
 {
 	struct policy_run *run =
 	        policy_begin(p, ENDPOINT_HEALTHZ, clock_now_ns() + 10000000000LL, step);
@@ -84,7 +84,7 @@ static void run_policy(struct policy *p, const struct csi_probe_result *r, struc
 		fail("the policy did not answer", step->detail);
 }
 
-static void check_probe_result(const struct csi_probe_result *r)
+static void check_probe_result(const struct csi_result *r)
 {
 	if (!terminated(r->message, sizeof(r->message)) || !terminated(r->error, sizeof(r->error)))
 		fail("unterminated string in the probe result", NULL);
@@ -142,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct csi csi;
 	struct csi_call call;
-	struct csi_probe_result r;
+	struct csi_result r;
 	struct csi_plugin_info info;
 	memset(&csi, 0, sizeof(csi)); /* no channel: never "connected" at our deadline */
 

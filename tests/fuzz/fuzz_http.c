@@ -62,12 +62,12 @@ static struct policy *policy;
 static struct sockaddr_in server_addr;
 
 /* With --probe-timeout 0 no probe is ever sent; were one asked for, it could not start. */
-static struct csi_probe *no_probe(void *ctx, int64_t deadline_ns, csi_probe_cb cb, void *arg)
+static struct csi_request *no_probe(void *ctx, int64_t deadline_ns, csi_result_cb cb, void *arg)
 {
 	return NULL;
 }
 
-static void no_cancel(struct csi_probe *probe)
+static void no_cancel(struct csi_request *probe)
 {
 }
 

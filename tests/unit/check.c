@@ -2,10 +2,13 @@
  * The check module (src/check.c) against a fake runner and a fake prober:
  * one path for every runner, deadlines handed to the prober, coalesced
  * requests, fallback (replaying the check's last probe, or one new probe),
- * cancelled requests, shut-down, and a runner swapped between checks.
+ * cancelled requests, shut-down, a runner swapped between checks, and
+ * ctx.call's and ctx.file's steps.
  */
 #include "check.h"
 #include "clock.h"
+#include "csi_methods.h"
+#include "file_check.h"
 #include "health.h"
 #include "metrics.h"
 #include "runner.h"
@@ -39,8 +42,10 @@ struct fake_runner {
 	int begins, resumes, abandons;
 	enum endpoint begin_endpoint;
 	int64_t begin_deadline;
-	struct csi_probe_result last_result; /* what the last resume_probe carried */
+	struct csi_result last_result; /* what the last resume_probe carried */
 	int last_call_code;
+	bool last_call_connected;
+	struct file_check_result last_file; /* what the last resume_file carried */
 	bool destroyed;
 };
 
@@ -68,7 +73,7 @@ static struct runner_run *fake_begin(struct runner *r, enum endpoint e, int64_t 
 	return &f->run.base;
 }
 
-static void fake_resume_probe(struct runner_run *run, const struct csi_probe_result *r)
+static void fake_resume_probe(struct runner_run *run, const struct csi_result *r)
 {
 	struct fake_runner *f = (struct fake_runner *)run->runner;
 	f->resumes++;
@@ -76,11 +81,20 @@ static void fake_resume_probe(struct runner_run *run, const struct csi_probe_res
 	event_active(f->soon, EV_TIMEOUT, 0);
 }
 
-static void fake_resume_call(struct runner_run *run, const struct runner_call_result *r)
+static void fake_resume_call(struct runner_run *run, const struct csi_result *r)
 {
 	struct fake_runner *f = (struct fake_runner *)run->runner;
 	f->resumes++;
 	f->last_call_code = r->code;
+	f->last_call_connected = r->connected;
+	event_active(f->soon, EV_TIMEOUT, 0);
+}
+
+static void fake_resume_file(struct runner_run *run, const struct file_check_result *r)
+{
+	struct fake_runner *f = (struct fake_runner *)run->runner;
+	f->resumes++;
+	f->last_file = *r;
 	event_active(f->soon, EV_TIMEOUT, 0);
 }
 
@@ -116,6 +130,7 @@ static const struct runner_ops fake_ops = {
         .begin = fake_begin,
         .resume_probe = fake_resume_probe,
         .resume_call = fake_resume_call,
+        .resume_file = fake_resume_file,
         .resume_sleep = fake_resume_sleep,
         .abandon = fake_abandon,
         .memory = fake_memory,
@@ -150,7 +165,7 @@ struct fake_prober {
 	int64_t delay_ns; /* < 0: never answer */
 	int code, ready;
 	struct event *timer;
-	csi_probe_cb cb;
+	csi_result_cb cb;
 	void *arg;
 	bool in_flight;
 };
@@ -159,7 +174,7 @@ static struct fake_prober prober;
 
 static void prober_answer(evutil_socket_t fd, short what, void *arg)
 {
-	struct csi_probe_result r;
+	struct csi_result r;
 	memset(&r, 0, sizeof(r));
 	r.connected = true;
 	r.code = prober.code;
@@ -171,7 +186,7 @@ static void prober_answer(evutil_socket_t fd, short what, void *arg)
 	prober.cb(&r, prober.arg);
 }
 
-static struct csi_probe *fake_probe(void *ctx, int64_t deadline_ns, csi_probe_cb cb, void *arg)
+static struct csi_request *fake_probe(void *ctx, int64_t deadline_ns, csi_result_cb cb, void *arg)
 {
 	prober.probes++;
 	prober.last_deadline = deadline_ns;
@@ -182,10 +197,10 @@ static struct csi_probe *fake_probe(void *ctx, int64_t deadline_ns, csi_probe_cb
 		struct timeval tv = clock_timeval(prober.delay_ns);
 		evtimer_add(prober.timer, &tv);
 	}
-	return (struct csi_probe *)&prober; /* any non-NULL handle */
+	return (struct csi_request *)&prober; /* any non-NULL handle */
 }
 
-static void fake_cancel(struct csi_probe *p)
+static void fake_cancel(struct csi_request *p)
 {
 	prober.cancels++;
 	prober.in_flight = false;
@@ -194,6 +209,72 @@ static void fake_cancel(struct csi_probe *p)
 
 static const struct check_prober fake_prober_ops = {
         .probe = fake_probe, .cancel = fake_cancel, .ctx = NULL};
+
+/* ---- calls and stats, for the prober that has them ---- */
+
+static const struct csi_method *last_call_method;
+
+static struct csi_request *fake_call(void *ctx, const struct csi_method *m, int64_t deadline_ns,
+                                     csi_result_cb cb, void *arg)
+{
+	last_call_method = m;
+	return fake_probe(ctx, deadline_ns, cb, arg); /* answered (or not) as a probe is */
+}
+
+struct fake_stat {
+	int starts, cancels;
+	char path[256];
+	int64_t deadline;
+	struct file_check_result answer;
+	bool answer_now; /* else never: only the deadline or a cancel ends it */
+	struct event *soon;
+	file_check_cb cb;
+	void *arg;
+};
+
+static struct fake_stat stat_fake;
+
+static void stat_answer(evutil_socket_t fd, short what, void *arg)
+{
+	stat_fake.cb(&stat_fake.answer, stat_fake.arg);
+}
+
+static struct file_check *fake_stat_start(void *files, const char *path, int64_t deadline_ns,
+                                          file_check_cb cb, void *arg)
+{
+	stat_fake.starts++;
+	snprintf(stat_fake.path, sizeof(stat_fake.path), "%s", path);
+	stat_fake.deadline = deadline_ns;
+	stat_fake.cb = cb;
+	stat_fake.arg = arg;
+	if (stat_fake.answer_now)
+		event_active(stat_fake.soon, EV_TIMEOUT, 0);
+	return (struct file_check *)&stat_fake;
+}
+
+static void fake_stat_cancel(struct file_check *check)
+{
+	stat_fake.cancels++;
+	event_del(stat_fake.soon);
+}
+
+static const struct check_prober full_prober_ops = {.probe = fake_probe,
+                                                    .call = fake_call,
+                                                    .cancel = fake_cancel,
+                                                    .stat = fake_stat_start,
+                                                    .cancel_stat = fake_stat_cancel};
+
+static void stat_reset(bool answer_now)
+{
+	if (stat_fake.soon)
+		event_free(stat_fake.soon);
+	memset(&stat_fake, 0, sizeof(stat_fake));
+	stat_fake.soon = event_new(base, -1, 0, stat_answer, NULL);
+	stat_fake.answer_now = answer_now;
+	stat_fake.answer.outcome = FILE_CHECK_DONE;
+	stat_fake.answer.exists = true;
+	stat_fake.answer.type = FILE_TYPE_SOCKET;
+}
 
 static void prober_reset(int64_t delay_ns, int code, int ready)
 {
@@ -548,6 +629,119 @@ static void test_sleep_and_call(void)
 }
 
 /*
+ * ctx.call: the method reaches the prober with a probe's deadline rules
+ * (its own timeout, capped by the check's; no time left: unreachable at
+ * once, no call), and its result resumes the run. Not a probe for the record.
+ */
+static void test_call_deadlines(void)
+{
+	static const struct runner_step steps[] = {
+	        {.kind = RUNNER_STEP_CALL, .method = "NodeGetInfo", .seconds = 60},
+	        {.kind = RUNNER_STEP_CALL, .method = "ControllerGetCapabilities"},
+	        {.kind = RUNNER_STEP_DONE,
+	         .healthy = true,
+	         .status = 200,
+	         .body = "ok",
+	         .body_len = 2},
+	};
+	struct fake_runner builtin;
+	fake_init(&builtin, steps, 3);
+	prober_reset(1 * MS, 0, -1);
+	struct check_options o = {.probe_timeout_ns = 200 * MS, .check_timeout_ns = 500 * MS};
+	struct check *c = check_new(base, &full_prober_ops, &builtin.base, NULL, &driver, &o);
+	struct answer a = {0};
+	int64_t t0 = clock_now_ns();
+	check_submit(c, on_verdict, &a);
+	run_until(&a);
+	CHECK_INT(a.status, 200);
+	CHECK_INT(prober.probes, 2); /* both calls went to the driver */
+	CHECK(last_call_method == csi_method_by_name("ControllerGetCapabilities"));
+	/* The second used the probe timeout (0.2 s); the first's 60 s were capped at 0.5 s. */
+	CHECK(prober.last_deadline <= t0 + 300 * MS);
+	CHECK_INT(builtin.last_call_code, 0);
+	CHECK(builtin.last_call_connected);
+	check_free(c);
+	fake_fini(&builtin);
+
+	/* No time at all: unreachable at once, as a probe would be, and no call made. */
+	fake_init(&builtin, steps + 1, 2);
+	prober_reset(1 * MS, 0, -1);
+	o.check_timeout_ns = 0;
+	c = check_new(base, &full_prober_ops, &builtin.base, NULL, &driver, &o);
+	struct answer b = {0};
+	check_submit(c, on_verdict, &b);
+	run_until(&b);
+	CHECK_INT(prober.probes, 0);
+	CHECK_INT(builtin.last_call_code, 14); /* UNAVAILABLE */
+	CHECK(!builtin.last_call_connected);
+	check_free(c);
+	fake_fini(&builtin);
+}
+
+/*
+ * ctx.file: the path and the check's deadline reach the file checker, its
+ * answer resumes the run; without a checker it is refused; a check freed
+ * while a stat is out cancels it.
+ */
+static void test_file_steps(void)
+{
+	static const struct runner_step steps[] = {
+	        {.kind = RUNNER_STEP_FILE, .path = "/plugins/x-reg.sock"},
+	        {.kind = RUNNER_STEP_DONE,
+	         .healthy = true,
+	         .status = 200,
+	         .body = "ok",
+	         .body_len = 2},
+	};
+	struct fake_runner builtin;
+	fake_init(&builtin, steps, 2);
+	prober_reset(1 * MS, 0, -1);
+	stat_reset(true);
+	struct check_options o = {.probe_timeout_ns = 200 * MS, .check_timeout_ns = 700 * MS};
+	struct check *c = check_new(base, &full_prober_ops, &builtin.base, NULL, &driver, &o);
+	struct answer a = {0};
+	int64_t t0 = clock_now_ns();
+	check_submit(c, on_verdict, &a);
+	run_until(&a);
+	CHECK_INT(stat_fake.starts, 1);
+	CHECK_STR(stat_fake.path, "/plugins/x-reg.sock");
+	CHECK(stat_fake.deadline >= t0 + 700 * MS && stat_fake.deadline <= t0 + 800 * MS);
+	CHECK(builtin.last_file.exists);
+	CHECK_INT(builtin.last_file.type, FILE_TYPE_SOCKET);
+	check_free(c);
+	fake_fini(&builtin);
+
+	/* No file checker: refused (the policy raises it). */
+	fake_init(&builtin, steps, 2);
+	c = new_check(&builtin, NULL, 200, 700);
+	struct answer b = {0};
+	check_submit(c, on_verdict, &b);
+	run_until(&b);
+	CHECK_INT(builtin.last_file.outcome, FILE_CHECK_REFUSED);
+	CHECK(strstr(builtin.last_file.error, "/plugins/x-reg.sock") != NULL);
+	check_free(c);
+	fake_fini(&builtin);
+
+	/* Freed with a stat out: it is cancelled, the waiter hears "shutting down". */
+	fake_init(&builtin, steps, 2);
+	stat_reset(false);
+	c = check_new(base, &full_prober_ops, &builtin.base, NULL, &driver, &o);
+	struct answer d = {0};
+	check_submit(c, on_verdict, &d);
+	int64_t end = clock_deadline(2000 * MS);
+	while (stat_fake.starts == 0 && clock_now_ns() < end)
+		event_base_loop(base, EVLOOP_ONCE);
+	CHECK_INT(stat_fake.starts, 1);
+	check_free(c);
+	CHECK_INT(stat_fake.cancels, 1);
+	CHECK(d.got);
+	CHECK_INT(d.status, 500);
+	fake_fini(&builtin);
+	event_free(stat_fake.soon);
+	stat_fake.soon = NULL;
+}
+
+/*
  * A run that overstays its deadline is ended by the check: a custom policy's
  * (here a sleep of 1e300 s) is abandoned and the built-in policy answers;
  * the built-in's own (a probe that never returns) answers "policy failure".
@@ -789,6 +983,8 @@ int main(void)
 	test_free_mid_check();
 	test_swap_between_checks();
 	test_sleep_and_call();
+	test_call_deadlines();
+	test_file_steps();
 	test_hard_deadline();
 	if (prober.timer)
 		event_free(prober.timer);

@@ -6,7 +6,9 @@
 #include "testing.h"
 
 #include <stdarg.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define SEC 1000000000LL
 
@@ -67,6 +69,9 @@ static const char USAGE[] =
         "    \tklog: write each line only to its own severity's file (accepted, no effect)\n"
         "  -policy string\n"
         "    \tLua policy file deciding what healthy means; unset means the built-in policy\n"
+        "  -policy-allow-path value\n"
+        "    \tDirectory (absolute, existing) whose entries the policy's ctx.file may stat;\n"
+        "    \tmay be given several times; none means ctx.file raises\n"
         "  -policy-instruction-limit int\n"
         "    \tMost Lua instructions one health check may run (default 10000000)\n"
         "  -policy-memory-limit size\n"
@@ -479,6 +484,7 @@ static void test_usage_lists_every_flag(void)
 	        "metrics-path",
 	        "one_output",
 	        "policy",
+	        "policy-allow-path",
 	        "policy-instruction-limit",
 	        "policy-memory-limit",
 	        "probe-interval",
@@ -819,6 +825,55 @@ static void test_instruction_limit(void)
 	               "value out of range");
 }
 
+/*
+ * --policy-allow-path: repeatable, each kept resolved (symlinks and ".."
+ * gone); relative, missing and non-directory values are flag errors (exit 2).
+ */
+static void test_policy_allow_path(void)
+{
+	char dir[] = "/tmp/lp-config-XXXXXX", link[300], file[300], real[PATH_MAX];
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK(realpath(dir, real) != NULL);
+	snprintf(link, sizeof(link), "%s/link", dir);
+	snprintf(file, sizeof(file), "%s/file", dir);
+	CHECK(symlink(dir, link) == 0);
+	FILE *f = fopen(file, "w");
+	CHECK(f != NULL);
+	fclose(f);
+
+	struct run *r = ok(run(NULL));
+	CHECK_INT(r->cfg.policy_allow_paths.count, 0);
+	done(r);
+	char a1[400], a2[400], a3[400];
+	snprintf(a1, sizeof(a1), "--policy-allow-path=%s/link/./", dir);
+	snprintf(a2, sizeof(a2), "--policy-allow-path=/");
+	snprintf(a3, sizeof(a3), "--policy-allow-path=");
+	r = ok(run(a1, a2, a3, NULL));
+	CHECK_INT(r->cfg.policy_allow_paths.count, 2); /* the empty one adds nothing */
+	CHECK_STR(r->cfg.policy_allow_paths.paths[0], real);
+	CHECK_STR(r->cfg.policy_allow_paths.paths[1], "/");
+	done(r);
+
+	check_bad_flag(run("--policy-allow-path=var/lib", NULL),
+	               "invalid value \"var/lib\" for flag -policy-allow-path: must be an absolute "
+	               "path");
+	char missing[400], want[600];
+	snprintf(missing, sizeof(missing), "--policy-allow-path=%s/missing", dir);
+	snprintf(want, sizeof(want),
+	         "invalid value \"%s/missing\" for flag -policy-allow-path: No such file or "
+	         "directory",
+	         dir);
+	check_bad_flag(run(missing, NULL), want);
+	char notdir[400];
+	snprintf(notdir, sizeof(notdir), "--policy-allow-path=%s", file);
+	snprintf(want, sizeof(want),
+	         "invalid value \"%s\" for flag -policy-allow-path: not a directory", file);
+	check_bad_flag(run(notdir, NULL), want);
+	unlink(file);
+	unlink(link);
+	rmdir(dir);
+}
+
 static void test_check_timeout(void)
 {
 	struct run *r = ok(run("-probe-timeout=3s", NULL));
@@ -976,6 +1031,7 @@ int main(void)
 	test_sizes();
 	test_instruction_limit();
 	test_check_timeout();
+	test_policy_allow_path();
 	test_policy_files();
 	test_klog_legacy();
 	test_buffers_and_free();

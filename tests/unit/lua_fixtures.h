@@ -40,10 +40,10 @@ static inline struct policy *fixture_policy(const char *src, size_t memory, int6
 }
 
 /* A Probe outcome as csi.c would report it. */
-static inline struct csi_probe_result fixture_result(bool connected, int code, int ready,
-                                                     const char *message, const char *error)
+static inline struct csi_result fixture_result(bool connected, int code, int ready,
+                                               const char *message, const char *error)
 {
-	struct csi_probe_result r;
+	struct csi_result r;
 	memset(&r, 0, sizeof(r));
 	r.connected = connected;
 	r.code = code;

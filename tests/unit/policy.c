@@ -6,6 +6,8 @@
 #include "clock.h"
 #include "policy.h"
 #include "csi.h"
+#include "csi.pb-c.h"
+#include "file_check.h"
 #include "log.h"
 #include "lua_fixtures.h"
 #include "testing.h"
@@ -19,7 +21,7 @@ static struct policy_run *run; /* the run in flight */
 
 static const char *kind_name(enum policy_step_kind k)
 {
-	static const char *const names[] = {"PROBE", "SLEEP", "DONE", "FAILED"};
+	static const char *const names[] = {"PROBE", "CALL", "FILE", "SLEEP", "DONE", "FAILED"};
 	return k <= POLICY_STEP_FAILED ? names[k] : "?";
 }
 
@@ -78,7 +80,7 @@ static struct policy *inline_policy(const char *body, size_t memory, int64_t ins
 
 /* ---- the built-in policy: exactly upstream's verdicts ---- */
 
-static void check_builtin(struct policy *p, struct csi_probe_result r, bool healthy, int status,
+static void check_builtin(struct policy *p, struct csi_result r, bool healthy, int status,
                           const char *body)
 {
 	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
@@ -113,8 +115,8 @@ static void test_builtin(void)
 	/* --probe-timeout <= 0: a check with no time left still probes (and fails at once). */
 	run = policy_begin(p, ENDPOINT_HEALTHZ, clock_now_ns() - 1, &st);
 	expect_probe(0);
-	struct csi_probe_result late = fixture_result(false, 14, -1, "context deadline exceeded",
-	                                              "context deadline exceeded");
+	struct csi_result late = fixture_result(false, 14, -1, "context deadline exceeded",
+	                                        "context deadline exceeded");
 	policy_resume_probe(run, &late, &st);
 	expect_done(false, 500, "context deadline exceeded");
 	policy_free(p);
@@ -132,7 +134,7 @@ static void test_builtin(void)
 }
 
 /* One run of function e of p on one probe result. */
-static void run_builtin_on(struct policy *p, enum endpoint e, struct csi_probe_result r)
+static void run_builtin_on(struct policy *p, enum endpoint e, struct csi_result r)
 {
 	run = policy_begin(p, e, fixture_deadline_ms(1000), &st);
 	expect_probe(0);
@@ -157,9 +159,9 @@ static void test_builtin_ready_and_startup(void)
 	policy_free(p);
 
 	p = policy_new_builtin(&limits, fixture_err, sizeof(fixture_err));
-	struct csi_probe_result down = fixture_result(true, 14, -1, "",
-	                                              "rpc error: code = "
-	                                              "Unavailable desc = ");
+	struct csi_result down = fixture_result(true, 14, -1, "",
+	                                        "rpc error: code = "
+	                                        "Unavailable desc = ");
 	run_builtin_on(p, ENDPOINT_STARTUPZ, down);
 	expect_done(false, 500, "rpc error: code = Unavailable desc = ");
 	run_builtin_on(p, ENDPOINT_STARTUPZ, fixture_result(true, 0, 0, "", ""));
@@ -219,14 +221,14 @@ static void test_probe_and_sleep_steps(void)
 		return;
 	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 	expect_probe(0.5);
-	struct csi_probe_result ok = fixture_result(true, 0, -1, "", "");
+	struct csi_result ok = fixture_result(true, 0, -1, "", "");
 	policy_resume_probe(run, &ok, &st);
 	expect_sleep(0.1);
 	policy_resume_sleep(run, &st);
 	expect_sleep(0);
 	policy_resume_sleep(run, &st);
 	expect_probe(0);
-	struct csi_probe_result bad = fixture_result(true, 9, -1, "x", "rpc error: x");
+	struct csi_result bad = fixture_result(true, 9, -1, "x", "rpc error: x");
 	policy_resume_probe(run, &bad, &st);
 	expect_done(false, 500, "OK FAILED_PRECONDITION");
 	run = NULL; /* the run ended with its verdict: its handle is gone */
@@ -253,7 +255,7 @@ static void test_probe_and_sleep_steps(void)
 
 /* The table ctx.probe() returns (DESIGN.md: ok, ready, code, message, error, connected, seconds).
  */
-static void check_result_table(struct policy *p, struct csi_probe_result r, const char *want)
+static void check_result_table(struct policy *p, struct csi_result r, const char *want)
 {
 	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 	expect_probe(0);
@@ -305,6 +307,241 @@ static void test_result_table(void)
 	        "exceeded error=rpc error: code = DeadlineExceeded desc = context deadline "
 	        "exceeded connected=true seconds=0.004 at=float");
 	policy_free(p);
+}
+
+/* ---- ctx.call ---- */
+
+static void check_verdict(const char *body, bool healthy, int status, const char *want);
+
+static uint8_t reply_buf[1024];
+
+/* An OK result carrying msg packed as the reply. */
+static struct csi_result reply_result(const ProtobufCMessage *msg)
+{
+	struct csi_result r = fixture_result(true, 0, -1, "", "");
+	r.reply_len = protobuf_c_message_pack(msg, reply_buf);
+	r.reply = reply_buf;
+	return r;
+}
+
+/* Begins body's check, expects one ctx.call of method, answers r, expects the verdict's body. */
+static void check_call(const char *body, const char *method, double seconds, struct csi_result r,
+                       const char *want)
+{
+	struct policy *p = inline_policy(body, 4 * MIB, 1000000);
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
+	if (st.kind != POLICY_STEP_CALL)
+		show_step("CALL");
+	CHECK_INT(st.kind, POLICY_STEP_CALL);
+	CHECK_STR(st.method, method);
+	CHECK(st.seconds == seconds);
+	policy_resume_call(run, &r, &st);
+	expect_done(true, 200, want);
+	policy_free(p);
+}
+
+static void test_call(void)
+{
+	/* NodeGetInfo: scalars, and the topology's segments as a table. */
+	Csi__V1__Topology__SegmentsEntry zone = CSI__V1__TOPOLOGY__SEGMENTS_ENTRY__INIT;
+	Csi__V1__Topology__SegmentsEntry *segs[] = {&zone};
+	Csi__V1__Topology topo = CSI__V1__TOPOLOGY__INIT;
+	Csi__V1__NodeGetInfoResponse info = CSI__V1__NODE_GET_INFO_RESPONSE__INIT;
+	zone.key = "topology.example.com/zone";
+	zone.value = "z1";
+	topo.n_segments = 1;
+	topo.segments = segs;
+	info.node_id = "node-7";
+	info.max_volumes_per_node = 42;
+	info.accessible_topology = &topo;
+	static const char node_info[] =
+	        "local r = ctx.call('NodeGetInfo')\n"
+	        "return true, string.format('%s %s %s %s %s %s %s', tostring(r.ok), r.code, "
+	        "r.node_id, math.type(r.max_volumes_per_node), r.max_volumes_per_node, "
+	        "r.accessible_topology.segments['topology.example.com/zone'], math.type(r.at))";
+	check_call(node_info, "NodeGetInfo", 0, reply_result(&info.base),
+	           "true OK node-7 integer 42 z1 float");
+	/* No topology: the field is nil, as the spec's "no constraint". */
+	info.accessible_topology = NULL;
+	check_call("local r = ctx.call('NodeGetInfo') return true, "
+	           "tostring(r.accessible_topology)",
+	           "NodeGetInfo", 0, reply_result(&info.base), "nil");
+
+	/* Capabilities: a list of names; a value newer than our proto is its number. */
+	Csi__V1__NodeServiceCapability__RPC rpc1 = CSI__V1__NODE_SERVICE_CAPABILITY__RPC__INIT,
+	                                    rpc2 = CSI__V1__NODE_SERVICE_CAPABILITY__RPC__INIT;
+	Csi__V1__NodeServiceCapability c1 = CSI__V1__NODE_SERVICE_CAPABILITY__INIT,
+	                               c2 = CSI__V1__NODE_SERVICE_CAPABILITY__INIT,
+	                               c3 = CSI__V1__NODE_SERVICE_CAPABILITY__INIT;
+	Csi__V1__NodeServiceCapability *ncaps[] = {&c1, &c2, &c3};
+	Csi__V1__NodeGetCapabilitiesResponse nresp = CSI__V1__NODE_GET_CAPABILITIES_RESPONSE__INIT;
+	rpc1.type = CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__STAGE_UNSTAGE_VOLUME;
+	rpc2.type = 99;
+	c1.type_case = c2.type_case = CSI__V1__NODE_SERVICE_CAPABILITY__TYPE_RPC;
+	c1.rpc = &rpc1;
+	c2.rpc = &rpc2;
+	nresp.n_capabilities = 3;
+	nresp.capabilities = ncaps;
+	static const char caps[] = "local r = ctx.call('%s', {}, 2.5)\n"
+	                           "return true, table.concat(r.capabilities, ',')";
+	char body[256];
+	snprintf(body, sizeof(body), caps, "NodeGetCapabilities");
+	check_call(body, "NodeGetCapabilities", 2.5, reply_result(&nresp.base),
+	           "STAGE_UNSTAGE_VOLUME,99,UNKNOWN");
+
+	Csi__V1__ControllerServiceCapability__RPC crpc =
+	        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__INIT;
+	Csi__V1__ControllerServiceCapability cc = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__INIT;
+	Csi__V1__ControllerServiceCapability *ccaps[] = {&cc};
+	Csi__V1__ControllerGetCapabilitiesResponse cresp =
+	        CSI__V1__CONTROLLER_GET_CAPABILITIES_RESPONSE__INIT;
+	crpc.type = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__LIST_VOLUMES_PUBLISHED_NODES;
+	cc.type_case = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__TYPE_RPC;
+	cc.rpc = &crpc;
+	cresp.n_capabilities = 1;
+	cresp.capabilities = ccaps;
+	snprintf(body, sizeof(body), caps, "ControllerGetCapabilities");
+	check_call(body, "ControllerGetCapabilities", 2.5, reply_result(&cresp.base),
+	           "LIST_VOLUMES_PUBLISHED_NODES");
+
+	/* Plugin capabilities: services by name, volume expansion prefixed. */
+	Csi__V1__PluginCapability__Service svc = CSI__V1__PLUGIN_CAPABILITY__SERVICE__INIT;
+	Csi__V1__PluginCapability__VolumeExpansion exp =
+	        CSI__V1__PLUGIN_CAPABILITY__VOLUME_EXPANSION__INIT;
+	Csi__V1__PluginCapability p1 = CSI__V1__PLUGIN_CAPABILITY__INIT,
+	                          p2 = CSI__V1__PLUGIN_CAPABILITY__INIT;
+	Csi__V1__PluginCapability *pcaps[] = {&p1, &p2};
+	Csi__V1__GetPluginCapabilitiesResponse presp =
+	        CSI__V1__GET_PLUGIN_CAPABILITIES_RESPONSE__INIT;
+	svc.type = CSI__V1__PLUGIN_CAPABILITY__SERVICE__TYPE__VOLUME_ACCESSIBILITY_CONSTRAINTS;
+	exp.type = CSI__V1__PLUGIN_CAPABILITY__VOLUME_EXPANSION__TYPE__ONLINE;
+	p1.type_case = CSI__V1__PLUGIN_CAPABILITY__TYPE_SERVICE;
+	p1.service = &svc;
+	p2.type_case = CSI__V1__PLUGIN_CAPABILITY__TYPE_VOLUME_EXPANSION;
+	p2.volume_expansion = &exp;
+	presp.n_capabilities = 2;
+	presp.capabilities = pcaps;
+	snprintf(body, sizeof(body), caps, "GetPluginCapabilities");
+	check_call(body, "GetPluginCapabilities", 2.5, reply_result(&presp.base),
+	           "VOLUME_ACCESSIBILITY_CONSTRAINTS,VOLUME_EXPANSION_ONLINE");
+
+	/* GetPluginInfo: name, vendor_version, manifest; a timeout in second place. */
+	Csi__V1__GetPluginInfoResponse__ManifestEntry m1 =
+	        CSI__V1__GET_PLUGIN_INFO_RESPONSE__MANIFEST_ENTRY__INIT;
+	Csi__V1__GetPluginInfoResponse__ManifestEntry *man[] = {&m1};
+	Csi__V1__GetPluginInfoResponse pinfo = CSI__V1__GET_PLUGIN_INFO_RESPONSE__INIT;
+	m1.key = "url";
+	m1.value = "https://example.com";
+	pinfo.name = "hostpath.csi.k8s.io";
+	pinfo.vendor_version = "1.2.3";
+	pinfo.n_manifest = 1;
+	pinfo.manifest = man;
+	check_call("local r = ctx.call('GetPluginInfo', 0.25) return true, r.name .. ' ' .. "
+	           "r.vendor_version .. ' ' .. r.manifest.url",
+	           "GetPluginInfo", 0.25, reply_result(&pinfo.base),
+	           "hostpath.csi.k8s.io 1.2.3 https://example.com");
+
+	/* A failed call: ok false, the status, no reply fields, never a raise. */
+	check_call("local r = ctx.call('NodeGetInfo', nil, 1) return true, string.format('%s %s "
+	           "%s %s %s', tostring(r.ok), r.code, r.message, r.error, tostring(r.node_id))",
+	           "NodeGetInfo", 1,
+	           fixture_result(true, 9, -1, "backend lost",
+	                          "rpc error: code = FailedPrecondition desc = backend lost"),
+	           "false FAILED_PRECONDITION backend lost rpc error: code = FailedPrecondition "
+	           "desc = backend lost nil");
+	/* A reply that does not decode: INTERNAL, with the decode error. */
+	struct csi_result bad = fixture_result(true, 0, -1, "", "");
+	bad.reply = (const uint8_t *)"\x0a\x05\x08";
+	bad.reply_len = 3;
+	check_call("local r = ctx.call('NodeGetInfo') return true, tostring(r.ok) .. ' ' .. r.code "
+	           ".. ' ' .. r.message",
+	           "NodeGetInfo", 0, bad,
+	           "false INTERNAL grpc: failed to unmarshal the received message");
+
+	/* Other methods raise, naming the allowed ones; pcall catches it. */
+	check_verdict(
+	        "local ok, err = pcall(ctx.call, 'NodeUnpublishVolume')\n"
+	        "return not ok and err:find('allowed: GetPluginInfo, GetPluginCapabilities, "
+	        "NodeGetInfo, NodeGetCapabilities, ControllerGetCapabilities', 1, true) ~= nil",
+	        true, 200, "ok");
+	struct policy *p = inline_policy("ctx.call('Probe')", 4 * MIB, 1000000);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
+	expect_failed("error", "test.lua:2: ctx.call(\"Probe\"): not a read-only call");
+	policy_free(p);
+	check_verdict("return not pcall(ctx.call, 'NodeGetInfo', {volume_id = 'v'})", true, 200,
+	              "ok");
+	check_verdict("return not pcall(ctx.call, 'NodeGetInfo', 'x')", true, 200, "ok");
+	check_verdict("return not pcall(ctx.call)", true, 200, "ok");
+
+	/* A call at the deadline is late: the check ends (timeout), as a late probe does. */
+	p = inline_policy("ctx.sleep(0.05) ctx.call('NodeGetInfo') return true", 4 * MIB, 1000000);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(100), &st);
+	expect_sleep(0.05);
+	int64_t end = fixture_deadline_ms(110);
+	while (clock_now_ns() < end)
+		; /* the sleep, taken for real: the deadline must have passed */
+	policy_resume_sleep(run, &st);
+	expect_failed("timeout", "ctx.call() started after the check deadline");
+	policy_free(p);
+}
+
+/* ---- ctx.file ---- */
+
+static void test_file(void)
+{
+	static const char body[] = "local f = ctx.file('/plugins/x.sock')\n"
+	                           "return true, string.format('%s %s %s %s %s', "
+	                           "tostring(f.exists), tostring(f.type), "
+	                           "tostring(f.size), tostring(f.age), tostring(f.error))";
+	struct policy *p = inline_policy(body, 4 * MIB, 1000000);
+	struct file_check_result r = {.outcome = FILE_CHECK_DONE,
+	                              .exists = true,
+	                              .type = FILE_TYPE_SOCKET,
+	                              .size = 0,
+	                              .age = 2.5};
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
+	CHECK_INT(st.kind, POLICY_STEP_FILE);
+	CHECK_STR(st.path, "/plugins/x.sock");
+	policy_resume_file(run, &r, &st);
+	expect_done(true, 200, "true socket 0 2.5 nil");
+
+	r = (struct file_check_result){.outcome = FILE_CHECK_DONE, .exists = false};
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
+	policy_resume_file(run, &r, &st);
+	expect_done(true, 200, "false nil nil nil nil");
+
+	r = (struct file_check_result){.outcome = FILE_CHECK_FAILED, .error = "timed out"};
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
+	policy_resume_file(run, &r, &st);
+	expect_done(true, 200, "false nil nil nil timed out");
+
+	/* A refusal raises, where ctx.file was called. */
+	r = (struct file_check_result){.outcome = FILE_CHECK_REFUSED,
+	                               .error = "ctx.file(\"/etc\"): /etc is outside"};
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
+	policy_resume_file(run, &r, &st);
+	expect_failed("error", "test.lua:2: ctx.file(\"/etc\"): /etc is outside");
+	policy_free(p);
+	p = inline_policy(
+	        "local ok, err = pcall(ctx.file, '/etc')\nreturn true, tostring(ok) .. ' ' "
+	        ".. err",
+	        4 * MIB, 1000000);
+	run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
+	policy_resume_file(run, &r, &st);
+	expect_done(true, 200, "false ctx.file(\"/etc\"): /etc is outside");
+	policy_free(p);
+
+	/* Refused before any step: relative paths, NUL bytes, no argument. */
+	check_verdict("local ok, e = pcall(ctx.file, 'var/x') return not ok and "
+	              "e:find('not an absolute path', 1, true) ~= nil",
+	              true, 200, "ok");
+	check_verdict("local ok, e = pcall(ctx.file, '/a\\0b') return not ok and "
+	              "e:find('NUL byte', 1, true) ~= nil",
+	              true, 200, "ok");
+	check_verdict("return not pcall(ctx.file)", true, 200, "ok");
 }
 
 /* ---- what check() returns ---- */
@@ -490,7 +727,7 @@ static void test_instruction_limit(void)
 	if (p) {
 		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(5000), &st);
 		expect_probe(0);
-		struct csi_probe_result ok = fixture_result(true, 0, -1, "", "");
+		struct csi_result ok = fixture_result(true, 0, -1, "", "");
 		policy_resume_probe(run, &ok, &st);
 		expect_failed("instructions", NULL);
 		policy_free(p);
@@ -573,7 +810,7 @@ static void test_deadline(void)
 	if (p) {
 		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(0), &st);
 		expect_probe(0);
-		struct csi_probe_result failed;
+		struct csi_result failed;
 		csi_unreachable_result(&failed, 0);
 		policy_resume_probe(run, &failed, &st);
 		expect_failed("timeout", "ctx.probe() started after the check deadline");
@@ -684,7 +921,7 @@ static void test_history(void)
 		run = policy_begin(p, ENDPOINT_HEALTHZ, fixture_deadline_ms(1000), &st);
 		while (st.kind == POLICY_STEP_PROBE) {
 			snprintf(fed[nfed], sizeof(fed[nfed]), "m%d", nfed + 1);
-			struct csi_probe_result r = fixture_result(true, 0, -1, fed[nfed], "");
+			struct csi_result r = fixture_result(true, 0, -1, fed[nfed], "");
 			nfed++;
 			policy_resume_probe(run, &r, &st);
 		}
@@ -937,6 +1174,8 @@ int main(void)
 	test_builtin();
 	test_probe_and_sleep_steps();
 	test_result_table();
+	test_call();
+	test_file();
 	test_verdicts();
 	test_errors();
 	test_error_object_tostring();

@@ -76,7 +76,7 @@ static void test_steps_come_from_the_loop(void)
 	loop_once();
 	CHECK_INT(a.steps, 1);
 	CHECK_INT(a.kind, RUNNER_STEP_PROBE);
-	struct csi_probe_result ok = fixture_result(true, 0, 1, "", "");
+	struct csi_result ok = fixture_result(true, 0, 1, "", "");
 	runner_resume_probe(a.run, &ok);
 	CHECK_INT(a.steps, 1); /* not from inside resume */
 	loop_once();

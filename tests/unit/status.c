@@ -98,7 +98,7 @@ static void test_rings_and_streaks(void)
 	CHECK(!health_endpoint(h, ENDPOINT_HEALTHZ)->known);
 	for (int i = 0; i < 40; i++) {
 		uint64_t first = health_next_seq(h);
-		struct csi_probe_result r = fixture_result(true, 0, 1, "", "");
+		struct csi_result r = fixture_result(true, 0, 1, "", "");
 		CHECK_INT(health_add_probe(h, ENDPOINT_HEALTHZ, &r), first);
 		char body[16];
 		snprintf(body, sizeof(body), "ok %d", i);
@@ -174,7 +174,7 @@ static void test_render(void)
 	memset(big, 'x', sizeof(big));
 	memcpy(big, "\"\n\xff", 3);
 	uint64_t first = health_next_seq(h);
-	struct csi_probe_result r =
+	struct csi_result r =
 	        fixture_result(true, 9, -1, "x", "rpc error: code = FailedPrecondition desc = x");
 	health_add_probe(h, ENDPOINT_HEALTHZ, &r);
 	struct health_check c;
@@ -221,7 +221,7 @@ static void test_render(void)
 	 */
 	first = health_next_seq(h);
 	for (int i = 0; i < 40; i++) {
-		struct csi_probe_result ok = fixture_result(true, 0, 0, "", "");
+		struct csi_result ok = fixture_result(true, 0, 0, "", "");
 		health_add_probe(h, i % 2 ? ENDPOINT_READYZ : ENDPOINT_HEALTHZ, &ok);
 	}
 	memset(&c, 0, sizeof(c));
