@@ -6,7 +6,8 @@ set -eu
 cd "$(dirname "$0")"
 
 gen() { # name, policy file, extra sidecar args (YAML lines, may be empty), description,
-	# more probes of the driver container (YAML lines, may be empty)
+	# more probes of the driver container, more sidecar volumeMounts, more volumes
+	# (YAML lines, each may be empty or left out)
 	{
 		cat <<EOF
 # $4
@@ -74,6 +75,9 @@ EOF
         - mountPath: /etc/livenessprobe
           name: policy
           readOnly: true
+EOF
+		if [ -n "${6:-}" ]; then printf '%s\n' "$6"; fi
+		cat <<EOF
   volumes:
     - name: socket-dir
       emptyDir: {}
@@ -81,6 +85,7 @@ EOF
       configMap:
         name: livenessprobe-policy-$1
 EOF
+		if [ -n "${7:-}" ]; then printf '%s\n' "$7"; fi
 	} >"$1.yaml"
 }
 
@@ -113,6 +118,20 @@ gen split split.lua "" \
           port: healthz
         timeoutSeconds: 5
         periodSeconds: 5"
+
+gen deep-check deep_check.lua "        - --policy-allow-path=/var/lib/kubelet/plugins_registry" \
+	"Deeper health, node plugin: Probe, then NodeGetInfo, then the kubelet registration socket
+# (ctx.file needs --policy-allow-path and the host directory, mounted read-only)." "" \
+	"        - mountPath: /var/lib/kubelet/plugins_registry
+          name: registration-dir
+          readOnly: true" \
+	"    - name: registration-dir
+      hostPath:
+        path: /var/lib/kubelet/plugins_registry
+        type: Directory"
+gen deep-check-controller deep_check_controller.lua "" \
+	"Deeper health, controller plugin: Probe, then ControllerGetCapabilities within the same
+# deadline, which must still claim CREATE_DELETE_VOLUME."
 
 # The failure lab: csi-mock-driver as the driver container, running one of
 # examples/failure-modes/*.lua (all of them ship in one ConfigMap), with the

@@ -13,7 +13,21 @@
 -- connected, seconds, at. Time is simulated: ctx.sleep() and each probe's
 -- `seconds` advance ctx.now(); ctx.deadline() counts down from `timeout`.
 -- ctx.calls records what the policy did, ctx.logs what it logged.
+--
+-- ctx.call(method [, request] [, timeout]) answers from opts.replies
+-- (method -> list of results, the last one repeating; by default one
+-- fake_ctx.reply() with made-up fields for each method), and raises, as the
+-- daemon does, for a method a policy may not call or a request with fields.
+-- ctx.file(path) answers from opts.files (path -> {exists, type, size, age}
+-- or fake_ctx.file_*()), missing by default; like the daemon it raises for
+-- a path outside opts.allow_paths (the --policy-allow-path list; none:
+-- every path raises), compared after resolving "." and ".." (no symlinks
+-- here: there is no file system).
 local M = {}
+
+-- The methods ctx.call may make, in the daemon's order (its error names them).
+M.CALLABLE = { "GetPluginInfo", "GetPluginCapabilities", "NodeGetInfo", "NodeGetCapabilities",
+               "ControllerGetCapabilities" }
 
 -- Go's names of the canonical codes, for the upstream error text.
 local go_names = {
@@ -59,6 +73,57 @@ local function copy(t)
   return c
 end
 
+-- A successful read-only call whose reply has these fields (e.g. { node_id = "n1" }).
+function M.reply(fields, seconds)
+  local r = M.ok(nil, seconds)
+  r.ready = nil
+  for k, v in pairs(fields or {}) do r[k] = v end
+  return r
+end
+
+-- What each callable method answers when the spec gives nothing: made-up, plausible.
+local default_replies = {
+  GetPluginInfo = { name = "fake.csi.example.com", vendor_version = "1.0.0", manifest = {} },
+  GetPluginCapabilities = { capabilities = { "CONTROLLER_SERVICE" } },
+  NodeGetInfo = { node_id = "fake-node", max_volumes_per_node = 0 },
+  NodeGetCapabilities = { capabilities = { "STAGE_UNSTAGE_VOLUME", "GET_VOLUME_STATS" } },
+  ControllerGetCapabilities = { capabilities = { "CREATE_DELETE_VOLUME",
+                                                 "PUBLISH_UNPUBLISH_VOLUME" } },
+}
+
+-- ctx.file's answers: an existing entry of a type ("file", "dir", "socket",
+-- "symlink", "other"), a missing one, one whose stat did not answer in time.
+function M.file_exists(type, size, age)
+  return { exists = true, type = type or "file", size = size or 0, age = age or 1 }
+end
+
+function M.file_missing()
+  return { exists = false }
+end
+
+function M.file_timed_out(path)
+  return { exists = false, error = 'ctx.file("' .. path .. '"): timed out: the file system '
+                                   .. "did not answer by the check deadline" }
+end
+
+-- "/a/./b/../c" -> "/a/c": the lexical part of the daemon's resolution.
+local function normalize(path)
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." then
+      parts[#parts] = nil
+    elseif part ~= "." then
+      parts[#parts + 1] = part
+    end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
+local function beneath(path, dir)
+  dir = normalize(dir)
+  return dir == "/" or path == dir or path:sub(1, #dir + 1) == dir .. "/"
+end
+
 -- opts: probes (list), timeout (check budget, default 1), now (start time),
 -- driver ({name, vendor_version}), state (table), history (list). The
 -- daemon gives check, ready and startup one ctx.state: pass the same state
@@ -87,6 +152,54 @@ function M.new(opts)
     clock = clock + r.seconds
     r.at = clock
     return r
+  end
+  local call_counts = {}
+  function ctx.call(method, request, timeout)
+    assert(type(method) == "string", "bad argument #1 to 'call' (string expected)")
+    local allowed = false
+    for _, name in ipairs(M.CALLABLE) do allowed = allowed or name == method end
+    if not allowed then
+      error('ctx.call("' .. method .. '"): not a read-only call a policy may make (allowed: '
+            .. table.concat(M.CALLABLE, ", ") .. ")", 2)
+    end
+    if type(request) == "number" then
+      timeout = request
+    elseif type(request) == "table" and next(request) ~= nil then
+      error('ctx.call("' .. method .. '"): its request has no fields: pass nil or {}', 2)
+    end
+    if clock >= deadline then error("ctx.call() started after the check deadline", 2) end
+    call_counts[method] = (call_counts[method] or 0) + 1
+    local scripted = (opts.replies or {})[method]
+    local r
+    if scripted then
+      r = copy(scripted[math.min(call_counts[method], #scripted)])
+    else
+      r = M.reply(default_replies[method])
+    end
+    ctx.calls[#ctx.calls + 1] = { "call", method, timeout }
+    clock = clock + r.seconds
+    r.at = clock
+    return r
+  end
+  function ctx.file(path)
+    assert(type(path) == "string", "bad argument #1 to 'file' (string expected)")
+    if path:sub(1, 1) ~= "/" then
+      error('ctx.file("' .. path .. '"): not an absolute path', 2)
+    end
+    local resolved = normalize(path)
+    local ok = false
+    for _, dir in ipairs(opts.allow_paths or {}) do ok = ok or beneath(resolved, dir) end
+    if not ok then
+      if not opts.allow_paths or #opts.allow_paths == 0 then
+        error('ctx.file("' .. path .. '"): no directory is allowed (see --policy-allow-path)', 2)
+      end
+      error('ctx.file("' .. path .. '"): ' .. resolved
+            .. " is outside every --policy-allow-path directory", 2)
+    end
+    if clock >= deadline then error("ctx.file() started after the check deadline", 2) end
+    ctx.calls[#ctx.calls + 1] = { "file", path }
+    local answer = (opts.files or {})[path] or (opts.files or {})[resolved] or M.file_missing()
+    return copy(answer)
   end
   function ctx.sleep(seconds)
     assert(type(seconds) == "number" and seconds >= 0, "ctx.sleep: bad seconds")

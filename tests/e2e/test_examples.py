@@ -388,6 +388,10 @@ class ManifestTest(ExampleCase):
                         continue
                     if a.startswith("--policy="):
                         a = "--policy=" + example(name)
+                    if a.startswith("--policy-allow-path="):
+                        # A host directory of the Pod: here, one of ours.
+                        # (test_deep.py runs deep_check.lua against it.)
+                        a = "--policy-allow-path=" + self.tmp
                     local.append(a)
                 port = h.free_port()
                 mock = self.start_mock(path=self.sock_path(name + ".sock"))
