@@ -36,6 +36,12 @@
 #define OWN_DEADLINE_SLACK_NS 20000000LL
 /* Start-up waits forever; this is only how often it says so. */
 #define STILL_WAITING_INTERVAL_S 10
+/*
+ * The largest reply a read-only call may have. Theirs are a few hundred
+ * bytes; a hostile one of gRPC's 4 MiB could unpack into millions of
+ * messages (two bytes each on the wire), here and again in the worker.
+ */
+#define CALL_REPLY_MAX (64 * 1024)
 /* Deadlines further away than this (100 years) are none. */
 #define NEVER_NS (100LL * 365 * 24 * 3600 * 1000000000)
 
@@ -376,6 +382,14 @@ static void reply_from_call(const struct csi_call *c, const struct csi_method *m
 		r->code = GRPC_STATUS_INTERNAL;
 		snprintf(r->message, sizeof(r->message),
 		         "grpc: server returned no response message");
+		return;
+	}
+	if (len > CALL_REPLY_MAX) {
+		free(bytes);
+		r->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+		snprintf(r->message, sizeof(r->message),
+		         "the reply is %zu bytes, more than the %d a read-only call may answer",
+		         len, CALL_REPLY_MAX);
 		return;
 	}
 	ProtobufCMessage *msg = protobuf_c_message_unpack(m->reply, NULL, len, bytes);

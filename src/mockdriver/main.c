@@ -1,11 +1,13 @@
 /*
- * csi-mock-driver: a CSI Identity service with scripted answers, for tests
- * and for users who want to see how a probe reacts to a failing driver.
- * flags → config → server → loop; the only place that exits.
+ * csi-mock-driver: a CSI driver (Identity, Node, Controller) with scripted
+ * answers, for tests and for users who want to see how a probe reacts to a
+ * failing driver. flags → config → script, call log → server → loop; the
+ * only place that exits.
  *
  * Exit status: 0 after SIGTERM/SIGINT or --help, 1 when the socket cannot
- * be served, 2 for a bad command line or a --script that cannot be loaded;
- * a script's "exit" action exits with the code it asks for.
+ * be served, 2 for a bad command line, a --script that cannot be loaded or
+ * a --call-log that cannot be opened; a script's "exit" action exits with
+ * the code it asks for.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -56,6 +58,7 @@ int main(int argc, char **argv)
 	struct mock_config cfg;
 	struct mock_server *server = NULL;
 	struct mock_script *script = NULL;
+	struct mock_call_log *call_log = NULL;
 	struct signal_waiter waiter;
 	char err[512];
 	int status = 1;
@@ -78,6 +81,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (cfg.call_log_path) {
+		call_log = mock_call_log_open(cfg.call_log_path, err, sizeof(err));
+		if (!call_log) {
+			LOG_E("Cannot open the call log", "err", err);
+			mock_script_free(script);
+			mock_config_free(&cfg);
+			return 2;
+		}
+	}
 
 	sigemptyset(&waiter.signals);
 	sigaddset(&waiter.signals, SIGTERM);
@@ -86,7 +98,7 @@ int main(int argc, char **argv)
 	/* A test harness that closes our stdout must not kill the driver. */
 	signal(SIGPIPE, SIG_IGN);
 
-	server = mock_server_new(&cfg, script, stdout, err, sizeof(err));
+	server = mock_server_new(&cfg, script, call_log, stdout, err, sizeof(err));
 	if (!server) {
 		LOG_E("Cannot serve", "err", err);
 		goto out;
@@ -106,7 +118,8 @@ int main(int argc, char **argv)
 	}
 	signal_waiter_join(&waiter);
 out:
-	mock_server_free(server);
+	mock_server_free(server); /* its last calls end, and are logged, here */
+	mock_call_log_free(call_log);
 	mock_script_free(script);
 	mock_config_free(&cfg);
 	return status;

@@ -1,8 +1,8 @@
 /*
  * Flag parsing for csi-mock-driver: one table of flags read by goflag.h,
  * with the mock's own value kinds (a socket address, ready, a gRPC code, a
- * delay) as custom parsers, so the parser and the usage text cannot
- * disagree.
+ * delay, capability lists, topology segments) as custom parsers, so the
+ * parser and the usage text cannot disagree.
  */
 #include "mock_config.h"
 
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "csi_address.h"
 #include "duration.h"
@@ -88,6 +89,38 @@ static const char *parse_delay(const char *value, void *target, char *why, size_
 	return NULL;
 }
 
+/*
+ * goflag gives a parser 96 bytes for its reason; the list of known names
+ * needs more. Flags are parsed once, on the main thread, before anything
+ * else runs, so one static buffer will do.
+ */
+static char caps_why[640];
+
+static const char *parse_caps(enum mock_caps_kind k, const char *value, void *target)
+{
+	return mock_caps_parse(k, value, target, caps_why, sizeof(caps_why));
+}
+
+static const char *parse_plugin_caps(const char *value, void *target, char *why, size_t whylen)
+{
+	return parse_caps(MOCK_CAPS_PLUGIN, value, target);
+}
+
+static const char *parse_node_caps(const char *value, void *target, char *why, size_t whylen)
+{
+	return parse_caps(MOCK_CAPS_NODE, value, target);
+}
+
+static const char *parse_controller_caps(const char *value, void *target, char *why, size_t whylen)
+{
+	return parse_caps(MOCK_CAPS_CONTROLLER, value, target);
+}
+
+static const char *parse_topology(const char *value, void *target, char *why, size_t whylen)
+{
+	return mock_topology_parse(value, target, why, whylen);
+}
+
 /* Booleans and strings are goflag's own; the rest are the kinds above. */
 static const struct goflag flags[] = {
         {"csi-address", GOFLAG_CUSTOM, AT(socket_path), "/run/csi/socket", 0,
@@ -114,9 +147,34 @@ static const struct goflag flags[] = {
          "answer each GetPluginInfo after this delay", parse_delay, "duration", false},
         {"info-hang", GOFLAG_BOOL, AT(info.hang), NULL, 0, "never answer GetPluginInfo", NULL, NULL,
          false},
+        {"plugin-capabilities", GOFLAG_CUSTOM, AT(plugin_caps), "CONTROLLER_SERVICE", 0,
+         "GetPluginCapabilities: comma list of PluginCapability.Service.Type names and\n"
+         "VOLUME_EXPANSION_ONLINE / VOLUME_EXPANSION_OFFLINE; \"\" for none",
+         parse_plugin_caps, "list", false},
+        {"node-id", GOFLAG_STRING, AT(node_id), NULL, 0,
+         "NodeGetInfo node_id, may be empty (default: the host name)", NULL, NULL, false},
+        {"max-volumes-per-node", GOFLAG_INT, AT(max_volumes_per_node), NULL, 0,
+         "NodeGetInfo max_volumes_per_node", NULL, NULL, false},
+        {"topology", GOFLAG_CUSTOM, AT(topology), NULL, 0,
+         "NodeGetInfo accessible_topology segments: key=value,key2=value2 (default: no field)",
+         parse_topology, "string", false},
+        {"node-capabilities", GOFLAG_CUSTOM, AT(node_caps), "STAGE_UNSTAGE_VOLUME,GET_VOLUME_STATS",
+         0,
+         "NodeGetCapabilities: comma list of NodeServiceCapability.RPC.Type names;\n"
+         "\"\" for none",
+         parse_node_caps, "list", false},
+        {"controller-capabilities", GOFLAG_CUSTOM, AT(controller_caps),
+         "CREATE_DELETE_VOLUME,PUBLISH_UNPUBLISH_VOLUME", 0,
+         "ControllerGetCapabilities: comma list of ControllerServiceCapability.RPC.Type names;\n"
+         "\"\" for none",
+         parse_controller_caps, "list", false},
         {"script", GOFLAG_OPT_STRING, AT(script_path), NULL, 0,
-         "Lua script whose probe/get_plugin_info hooks decide each answer (README)", NULL, NULL,
-         false},
+         "Lua script whose hooks (one per CSI method: probe, node_get_info, ...) decide each\n"
+         "answer (README)",
+         NULL, NULL, false},
+        {"call-log", GOFLAG_OPT_STRING, AT(call_log_path), NULL, 0,
+         "append one JSON line per call to this file (time, method, request, code, seconds)", NULL,
+         NULL, false},
         {"quiet", GOFLAG_BOOL, AT(quiet), NULL, 0,
          "do not print a \"call method=M n=N\" line per call", NULL, NULL, false},
         {"verbose", GOFLAG_BOOL, AT(verbose), NULL, 0, "let gRPC's own log lines through to stderr",
@@ -124,6 +182,22 @@ static const struct goflag flags[] = {
 };
 
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
+
+/* --node-id's default: the host name, as a node plugin would report it. */
+static int default_node_id(struct mock_config *cfg)
+{
+	char host[256] = "";
+	char *copy;
+
+	if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	copy = strdup(host);
+	if (!copy)
+		return -1;
+	free(cfg->node_id);
+	cfg->node_id = copy;
+	return 0;
+}
 
 enum mock_config_result mock_config_parse(struct mock_config *cfg, int argc, char **argv, FILE *err)
 {
@@ -158,12 +232,19 @@ enum mock_config_result mock_config_parse(struct mock_config *cfg, int argc, cha
 		mock_config_free(cfg);
 		return MOCK_CONFIG_BAD_FLAG;
 	}
+	if (!seen[goflag_find(flags, N_FLAGS, "node-id", 7)] && default_node_id(cfg) < 0) {
+		fputs(PROG ": out of memory\n", err);
+		mock_config_free(cfg);
+		return MOCK_CONFIG_BAD_FLAG;
+	}
 	return MOCK_CONFIG_OK;
 }
 
 void mock_config_free(struct mock_config *cfg)
 {
 	void *const bases[] = {cfg};
-	if (cfg)
-		goflag_free(flags, N_FLAGS, bases);
+	if (!cfg)
+		return;
+	goflag_free(flags, N_FLAGS, bases);
+	mock_topology_clear(&cfg->topology);
 }

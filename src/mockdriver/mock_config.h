@@ -1,7 +1,7 @@
 /*
- * csi-mock-driver command line → struct mock_config (DESIGN.md "Mock CSI
- * driver"), read by goflag.h with Go's flag syntax and messages, as the
- * sidecar reads its own. No I/O besides the caller-supplied error stream;
+ * csi-mock-driver command line → struct mock_config (README
+ * "csi-mock-driver"), read by goflag.h with Go's flag syntax and messages,
+ * as the sidecar reads its own. No I/O besides the caller-supplied error stream;
  * never exits: main.c acts on the result.
  */
 #ifndef MOCK_CONFIG_H
@@ -10,6 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "mock_caps.h"
+#include "mock_topology.h"
 
 /* ProbeResponse.ready as sent on the wire (UPSTREAM.md §6). */
 enum mock_ready {
@@ -34,9 +37,18 @@ struct mock_config {
 	enum mock_ready ready;
 	struct mock_answer probe; /* /csi.v1.Identity/Probe */
 	struct mock_answer info;  /* /csi.v1.Identity/GetPluginInfo */
-	char *script_path;        /* --script; NULL: the flags answer every call */
-	bool quiet;               /* no "call method=..." lines */
-	bool verbose;             /* let gRPC's own log lines through to stderr */
+	/* The other read-only calls' data; they answer OK at once unless a script says otherwise.
+	 */
+	struct mock_caps plugin_caps;     /* GetPluginCapabilities */
+	char *node_id;                    /* NodeGetInfo: the host name unless given; may be "" */
+	int64_t max_volumes_per_node;     /* >= 0 */
+	struct mock_topology topology;    /* absent unless given */
+	struct mock_caps node_caps;       /* NodeGetCapabilities */
+	struct mock_caps controller_caps; /* ControllerGetCapabilities */
+	char *script_path;                /* --script; NULL: the flags answer every call */
+	char *call_log_path;              /* --call-log; NULL: no call log */
+	bool quiet;                       /* no "call method=..." lines */
+	bool verbose;                     /* let gRPC's own log lines through to stderr */
 };
 
 enum mock_config_result {

@@ -10,7 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "csi_methods.h"
+#include "mock_caps.h"
 #include "mock_config.h"
+#include "mock_topology.h"
 
 /* Something the driver does besides (or instead of) answering. */
 enum mock_action {
@@ -29,6 +32,20 @@ enum mock_action {
 /* Largest size a script may ask for: a test tool must not eat the machine. */
 #define MOCK_OVERSIZED_MAX (256u << 20)
 
+/*
+ * What a method's successful answer carries, by its reply type: the data
+ * fields of struct mock_reply it reads, and those a script may set.
+ */
+enum mock_kind {
+	MOCK_KIND_OTHER,           /* no data: an empty message (any CSI type reads it) */
+	MOCK_KIND_PROBE,           /* ready */
+	MOCK_KIND_INFO,            /* name, vendor_version */
+	MOCK_KIND_PLUGIN_CAPS,     /* caps (plugin names) */
+	MOCK_KIND_NODE_INFO,       /* node_id, max_volumes_per_node, topology */
+	MOCK_KIND_NODE_CAPS,       /* caps (node names) */
+	MOCK_KIND_CONTROLLER_CAPS, /* caps (controller names) */
+};
+
 struct mock_reply {
 	int code;                    /* gRPC status; OK sends a response message */
 	char *message;               /* status details; owned; NULL sends none */
@@ -36,19 +53,32 @@ struct mock_reply {
 	bool hang;                   /* never answer */
 	enum mock_ready ready;       /* Probe only */
 	char *name, *vendor_version; /* GetPluginInfo only; owned; NULL sends "" */
+	char *node_id;               /* NodeGetInfo only; owned; NULL sends "" */
+	int64_t max_volumes_per_node;
+	struct mock_topology topology;
+	struct mock_caps caps; /* the GetCapabilities calls: names of the method's kind */
 	enum mock_action action;
 	int exit_code; /* MOCK_ACTION_EXIT */
 	size_t size;   /* MOCK_ACTION_OVERSIZED_RESPONSE: total message bytes */
 };
 
-/* Which hook answers: the methods a script can script. */
-enum mock_hook { MOCK_HOOK_PROBE, MOCK_HOOK_INFO, MOCK_HOOK_COUNT };
+/* The kind of method m (NULL, an unknown method, is MOCK_KIND_OTHER). */
+enum mock_kind mock_kind_of(const struct csi_method *m);
+
+/* The capability names a method of kind k answers with (k one of the _CAPS kinds). */
+enum mock_caps_kind mock_kind_caps(enum mock_kind k);
+
+/* m's position in the csi_methods table: 0 <= i < csi_method_count(). */
+size_t mock_method_index(const struct csi_method *m);
 
 /*
- * Fills r with the flags' answer for hook h. 0, or -1 when out of memory
- * (r then holds nothing to free).
+ * Fills r with the flags' answer for method m: Probe and GetPluginInfo as
+ * their flags say, the other read-only calls OK at once with their flags'
+ * data, every other method UNIMPLEMENTED. 0, or -1 when out of memory (r
+ * then holds nothing to free).
  */
-int mock_reply_from_flags(struct mock_reply *r, const struct mock_config *cfg, enum mock_hook h);
+int mock_reply_from_flags(struct mock_reply *r, const struct mock_config *cfg,
+                          const struct csi_method *m);
 
 /*
  * Sets r to an INTERNAL error answer with the given details, replacing what

@@ -8,7 +8,6 @@
 #include "mock_script.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,32 +19,65 @@
 
 #include "clock.h"
 #include "file_read.h"
-#include "grpc_status.h"
+#include "mock_answer.h"
 #include "sandbox.h"
 
 #define SCRIPT_MEMORY_LIMIT    (64u << 20)
 #define SCRIPT_MAX_BYTES       (1u << 20)
 #define HOOK_INSTRUCTION_LIMIT 100000000LL
 #define HOOK_TIME_LIMIT_NS     1000000000LL
-/* A delay longer than a day is a typo, not a test. */
-#define MAX_DELAY_S 86400.0
-
-static const char *const hook_names[MOCK_HOOK_COUNT] = {
-        [MOCK_HOOK_PROBE] = "probe",
-        [MOCK_HOOK_INFO] = "get_plugin_info",
-};
-static const char *const method_names[MOCK_HOOK_COUNT] = {
-        [MOCK_HOOK_PROBE] = "Probe",
-        [MOCK_HOOK_INFO] = "GetPluginInfo",
-};
 
 struct mock_script {
 	struct sandbox *sb;
-	char name[256];                /* the file, for messages */
-	int hook_ref[MOCK_HOOK_COUNT]; /* LUA_NOREF when the script has none */
+	char name[256]; /* the file, for messages */
+	int *hook_ref;  /* one per csi_methods entry; LUA_NOREF when the script has none */
 };
 
 /* ---- loading ---------------------------------------------------------------------------- */
+
+/* a and b spell the same letters, ignoring case and underscores: "NodeGetInfo", "node_get_info". */
+static bool same_letters(const char *a, const char *b)
+{
+	for (;;) {
+		while (*a == '_')
+			a++;
+		while (*b == '_')
+			b++;
+		if (*a == '\0' || *b == '\0')
+			return *a == *b;
+		if ((*a | 0x20) != (*b | 0x20))
+			return false;
+		a++, b++;
+	}
+}
+
+/* The method whose hook is named key, or NULL. */
+static const struct csi_method *method_of_hook(const char *key)
+{
+	for (size_t i = 0; i < csi_method_count(); i++) {
+		if (strcmp(csi_method_at(i)->hook, key) == 0)
+			return csi_method_at(i);
+	}
+	return NULL;
+}
+
+/* Raises "unknown key" for key (on top of the stack), with the hook it probably meant. */
+static int unknown_key(lua_State *L, const struct mock_script *s)
+{
+	const char *key =
+	        lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2);
+
+	for (size_t i = 0; lua_type(L, -2) == LUA_TSTRING && i < csi_method_count(); i++) {
+		if (same_letters(key, csi_method_at(i)->hook))
+			return luaL_error(
+			        L, "%s: unknown key %s in the returned table (did you mean %s?)",
+			        s->name, key, csi_method_at(i)->hook);
+	}
+	return luaL_error(L,
+	                  "%s: unknown key %s in the returned table (hooks are CSI method names "
+	                  "in snake case: probe, get_plugin_info, node_get_info, ...)",
+	                  s->name, key);
+}
 
 /*
  * Runs in lua_pcall. Stack: the script's table, the mock_script. Checks that
@@ -55,37 +87,25 @@ struct mock_script {
 static int bind_hooks(lua_State *L)
 {
 	struct mock_script *s = lua_touserdata(L, 2);
-	int h;
 
 	lua_pushnil(L);
 	while (lua_next(L, 1)) {
-		bool known = false;
-
-		if (lua_type(L, -2) == LUA_TSTRING) {
-			for (h = 0; h < MOCK_HOOK_COUNT; h++)
-				known = known || strcmp(lua_tostring(L, -2), hook_names[h]) == 0;
-		}
-		if (!known)
-			return luaL_error(L,
-			                  "%s: unknown key %s in the returned table "
-			                  "(hooks: probe, get_plugin_info)",
-			                  s->name,
-			                  lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
-			                                                 : luaL_typename(L, -2));
+		if (lua_type(L, -2) != LUA_TSTRING || !method_of_hook(lua_tostring(L, -2)))
+			return unknown_key(L, s);
 		lua_pop(L, 1);
 	}
-	for (h = 0; h < MOCK_HOOK_COUNT; h++) {
-		int type =
-		        lua_getfield(L, 1, hook_names[h]); /* a plain table: no metamethods run */
+	for (size_t i = 0; i < csi_method_count(); i++) {
+		const char *hook = csi_method_at(i)->hook;
+		int type = lua_getfield(L, 1, hook); /* a plain table: no metamethods run */
 
 		if (type == LUA_TNIL) {
 			lua_pop(L, 1);
 			continue;
 		}
 		if (type != LUA_TFUNCTION)
-			return luaL_error(L, "%s: %s must be a function, not %s", s->name,
-			                  hook_names[h], luaL_typename(L, -1));
-		s->hook_ref[h] = luaL_ref(L, LUA_REGISTRYINDEX);
+			return luaL_error(L, "%s: %s must be a function, not %s", s->name, hook,
+			                  luaL_typename(L, -1));
+		s->hook_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
 	}
 	return 0;
 }
@@ -97,14 +117,16 @@ struct mock_script *mock_script_load(const char *path, char *err, size_t errlen)
 	char *source = NULL;
 	size_t len = 0;
 	lua_State *L;
-	int h;
 
-	if (!s) {
+	if (s)
+		s->hook_ref = calloc(csi_method_count(), sizeof(*s->hook_ref));
+	if (!s || !s->hook_ref) {
+		free(s);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	for (h = 0; h < MOCK_HOOK_COUNT; h++)
-		s->hook_ref[h] = LUA_NOREF;
+	for (size_t i = 0; i < csi_method_count(); i++)
+		s->hook_ref[i] = LUA_NOREF;
 	snprintf(s->name, sizeof(s->name), "%s", path);
 	snprintf(chunkname, sizeof(chunkname), "@%s", path);
 	source = file_read(path, SCRIPT_MAX_BYTES, &len, msg, sizeof(msg));
@@ -148,6 +170,7 @@ void mock_script_free(struct mock_script *s)
 	if (!s)
 		return;
 	sandbox_free(s->sb);
+	free(s->hook_ref);
 	free(s);
 }
 
@@ -180,201 +203,23 @@ static int prepare_call(lua_State *L)
 	return 1;
 }
 
-/*
- * A hook's answer as read from its table. Strings are borrowed from the
- * table, which stays on the stack until they are copied.
- */
-struct answer_fields {
-	enum mock_hook hook;
-	bool has_ready, has_code, has_delay, has_hang, has_action, has_exit_code, has_size;
-	enum mock_ready ready;
-	int code, action, exit_code;
-	int64_t delay_ns;
-	bool hang;
-	size_t size;
-	const char *message, *name, *vendor_version;
-};
-
-static const char *string_field(lua_State *L, const char *key)
-{
-	size_t len;
-	const char *s;
-
-	if (lua_type(L, -1) != LUA_TSTRING)
-		luaL_error(L, "%s must be a string, not %s", key, luaL_typename(L, -1));
-	s = lua_tolstring(L, -1, &len);
-	if (strlen(s) != len)
-		luaL_error(L, "%s must not contain NUL bytes", key);
-	return s;
-}
-
-static lua_Integer integer_field(lua_State *L, const char *key, lua_Integer min, lua_Integer max)
-{
-	int isint = 0;
-	lua_Integer v = lua_tointegerx(L, -1, &isint);
-
-	if (lua_type(L, -1) != LUA_TNUMBER || !isint || v < min || v > max)
-		luaL_error(L, "%s must be an integer from %I to %I", key, min, max);
-	return v;
-}
-
-static bool boolean_field(lua_State *L, const char *key)
-{
-	if (lua_type(L, -1) != LUA_TBOOLEAN)
-		luaL_error(L, "%s must be true or false, not %s", key, luaL_typename(L, -1));
-	return lua_toboolean(L, -1);
-}
-
-static void read_ready(lua_State *L, struct answer_fields *a)
-{
-	a->has_ready = true;
-	if (lua_type(L, -1) == LUA_TBOOLEAN) {
-		a->ready = lua_toboolean(L, -1) ? MOCK_READY_TRUE : MOCK_READY_FALSE;
-		return;
-	}
-	if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "unset") == 0) {
-		a->ready = MOCK_READY_UNSET;
-		return;
-	}
-	luaL_error(L, "ready must be true, false or \"unset\"");
-}
-
-static void read_code(lua_State *L, struct answer_fields *a)
-{
-	a->has_code = true;
-	if (lua_type(L, -1) == LUA_TSTRING) {
-		a->code = grpc_status_parse(lua_tostring(L, -1));
-		if (a->code < 0)
-			luaL_error(L, "code: unknown gRPC status %s", lua_tostring(L, -1));
-		return;
-	}
-	a->code = (int)integer_field(L, "code", 0, 16);
-}
-
-static void read_delay(lua_State *L, struct answer_fields *a)
-{
-	double seconds = lua_tonumber(L, -1);
-
-	if (lua_type(L, -1) != LUA_TNUMBER || !(seconds >= 0 && seconds <= MAX_DELAY_S))
-		luaL_error(L, "delay must be a number of seconds from 0 to %d", (int)MAX_DELAY_S);
-	a->has_delay = true;
-	a->delay_ns = (int64_t)llround(seconds * 1e9);
-}
-
-static void read_action(lua_State *L, struct answer_fields *a)
-{
-	const char *name = string_field(L, "action");
-
-	a->has_action = true;
-	a->action = mock_action_parse(name);
-	if (a->action < 0)
-		luaL_error(
-		        L,
-		        "action: unknown action %s (exit, remove_socket, stop_accepting, "
-		        "start_accepting, close_connection, invalid_response, oversized_response)",
-		        name);
-}
-
-/* One key of the answer table; the value is on top of the stack. */
-static void read_field(lua_State *L, const char *key, struct answer_fields *a)
-{
-	if (strcmp(key, "ready") == 0 && a->hook == MOCK_HOOK_PROBE)
-		read_ready(L, a);
-	else if (strcmp(key, "code") == 0)
-		read_code(L, a);
-	else if (strcmp(key, "message") == 0)
-		a->message = string_field(L, key);
-	else if (strcmp(key, "delay") == 0)
-		read_delay(L, a);
-	else if (strcmp(key, "hang") == 0)
-		a->has_hang = true, a->hang = boolean_field(L, key);
-	else if (strcmp(key, "name") == 0 && a->hook == MOCK_HOOK_INFO)
-		a->name = string_field(L, key);
-	else if (strcmp(key, "vendor_version") == 0 && a->hook == MOCK_HOOK_INFO)
-		a->vendor_version = string_field(L, key);
-	else if (strcmp(key, "action") == 0)
-		read_action(L, a);
-	else if (strcmp(key, "exit_code") == 0)
-		a->has_exit_code = true, a->exit_code = (int)integer_field(L, key, 0, 255);
-	else if (strcmp(key, "size") == 0)
-		a->has_size = true, a->size = (size_t)integer_field(L, key, 0, MOCK_OVERSIZED_MAX);
-	else
-		luaL_error(L, "unknown field %s in %s's answer", key, hook_names[a->hook]);
-}
-
-/*
- * Runs in lua_pcall. Stack: the answer table, the struct answer_fields.
- * Walks the table raw (no metamethod can run unhooked) and reads every key.
- */
-static int read_answer(lua_State *L)
-{
-	struct answer_fields *a = lua_touserdata(L, 2);
-
-	lua_pushnil(L);
-	while (lua_next(L, 1)) {
-		if (lua_type(L, -2) != LUA_TSTRING)
-			return luaL_error(L, "the answer has a %s key; all keys are field names",
-			                  luaL_typename(L, -2));
-		read_field(L, lua_tostring(L, -2), a);
-		lua_pop(L, 1);
-	}
-	return 0;
-}
-
-static int replace_string(char **field, const char *value)
-{
-	char *copy;
-
-	if (!value)
-		return 0;
-	copy = strdup(value);
-	if (!copy)
-		return -1;
-	free(*field);
-	*field = copy;
-	return 0;
-}
-
-/* The table's fields override the flags' answer in r. */
-static int apply_answer(const struct answer_fields *a, struct mock_reply *r)
-{
-	if (replace_string(&r->message, a->message) < 0 || replace_string(&r->name, a->name) < 0 ||
-	    replace_string(&r->vendor_version, a->vendor_version) < 0)
-		return -1;
-	if (a->has_ready)
-		r->ready = a->ready;
-	if (a->has_code)
-		r->code = a->code;
-	if (a->has_delay)
-		r->delay_ns = a->delay_ns;
-	if (a->has_hang)
-		r->hang = a->hang;
-	if (a->has_action)
-		r->action = a->action;
-	if (a->has_exit_code)
-		r->exit_code = a->exit_code;
-	if (a->has_size)
-		r->size = a->size;
-	return 0;
-}
-
-int mock_script_answer(struct mock_script *s, enum mock_hook h, unsigned long n, double elapsed_s,
-                       struct mock_reply *r, char *err, size_t errlen)
+int mock_script_answer(struct mock_script *s, const struct csi_method *m, unsigned long n,
+                       double elapsed_s, struct mock_reply *r, char *err, size_t errlen)
 {
 	lua_State *L = sandbox_state(s->sb), *co;
-	struct answer_fields a = {.hook = h};
+	int ref = s->hook_ref[mock_method_index(m)];
 	char msg[1536];
 	struct sandbox_run run;
 	int nres, rc = -1;
 
-	if (s->hook_ref[h] == LUA_NOREF)
+	if (ref == LUA_NOREF)
 		return 0;
 	lua_settop(L, 0);
 	lua_pushcfunction(L, prepare_call);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, s->hook_ref[h]);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 	lua_pushinteger(L, (lua_Integer)n);
 	lua_pushnumber(L, elapsed_s);
-	lua_pushlightuserdata(L, (void *)method_names[h]); /* made a string under pcall */
+	lua_pushlightuserdata(L, (void *)m->name); /* made a string under pcall */
 	if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
 		snprintf(msg, sizeof(msg), "cannot start the hook: out of memory");
 		goto out;
@@ -396,36 +241,26 @@ int mock_script_answer(struct mock_script *s, enum mock_hook h, unsigned long n,
 	}
 	lua_pop(co, nres - 1); /* the first result is the answer */
 	if (!lua_istable(co, -1)) {
-		snprintf(msg, sizeof(msg), "%s must return nil or a plain table, not %s",
-		         hook_names[h], luaL_typename(co, -1));
+		snprintf(msg, sizeof(msg), "%s must return nil or a plain table, not %s", m->hook,
+		         luaL_typename(co, -1));
 		goto out;
 	}
 	if (lua_getmetatable(co, -1)) { /* its metamethods would run unhooked */
-		snprintf(msg, sizeof(msg), "%s must return a table without a metatable",
-		         hook_names[h]);
+		snprintf(msg, sizeof(msg), "%s must return a table without a metatable", m->hook);
 		goto out;
 	}
 	lua_xmove(co, L, 1); /* stack: thread, answer */
-	lua_pushcfunction(L, read_answer);
-	lua_pushvalue(L, 2);
-	lua_pushlightuserdata(L, &a);
-	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-		sandbox_error_text(L, -1, msg, sizeof(msg));
+	if (mock_answer_apply(L, m, r, msg, sizeof(msg)) < 0)
 		goto out;
-	}
-	if (apply_answer(&a, r) < 0) {
-		snprintf(msg, sizeof(msg), "out of memory");
-		goto out;
-	}
 	rc = 1;
 out:
 	lua_settop(L, 0);
 	if (rc < 0) {
 		/* Errors raised by the script already start with "file:line:". */
 		if (strncmp(msg, s->name, strlen(s->name)) == 0)
-			snprintf(err, errlen, "%s hook: %s", hook_names[h], msg);
+			snprintf(err, errlen, "%s hook: %s", m->hook, msg);
 		else
-			snprintf(err, errlen, "%s hook: %s: %s", hook_names[h], s->name, msg);
+			snprintf(err, errlen, "%s hook: %s: %s", m->hook, s->name, msg);
 		mock_reply_set_error(r, err);
 	}
 	return rc;

@@ -1,18 +1,21 @@
 /*
  * csi-mock-driver --script=FILE: a Lua file, run in the policy sandbox
  * (src/sandbox.h), that decides each call's answer. The file returns a table
- * of hooks:
+ * of hooks, one per CSI method, named as in csi_methods.h (the method's name
+ * in snake case):
  *
  *   local driver = {}
- *   function driver.probe(call) ... end            -- Probe
- *   function driver.get_plugin_info(call) ... end  -- GetPluginInfo
+ *   function driver.probe(call) ... end          -- Probe
+ *   function driver.node_get_info(call) ... end  -- NodeGetInfo
  *   return driver
  *
  * call = {n = this method's call number from 1, elapsed = seconds since the
- * driver started, method = "Probe" | "GetPluginInfo"}. A hook returns nil
+ * driver started, method = "Probe", "NodeGetInfo", ...}. A hook returns nil
  * (the flags' answer) or a table of the fields described in the README
- * ("Scripting failures"); anything else, an unknown field, a wrong type, a
- * runtime error or a broken limit answers INTERNAL with the reason.
+ * ("Scripting failures"): the common ones (code, message, delay, ...) and
+ * the data fields of its method's kind (mock_reply.h); anything else, an
+ * unknown field, a field of another method, a wrong type, a runtime error
+ * or a broken limit answers INTERNAL with the reason.
  *
  * Not thread-safe: one thread (the server's) owns the script.
  */
@@ -34,12 +37,14 @@ struct mock_script *mock_script_load(const char *path, char *err, size_t errlen)
 void mock_script_free(struct mock_script *s);
 
 /*
- * Asks hook h about call number n at elapsed_s. r holds the flags' answer
- * on entry. Returns 0 when the hook is absent or returned nil (r untouched),
- * 1 when the hook decided (r replaced), -1 when the script failed: r is then
- * an INTERNAL answer and err says why, for the log.
+ * Asks the hook of method m (a csi_methods entry) about call number n at
+ * elapsed_s. r holds the flags' answer on entry. Returns 0 when the hook is
+ * absent or returned nil (r untouched), 1 when the hook decided (r
+ * replaced), -1 when the script failed: r is then an INTERNAL answer and err
+ * says why, for the log. A table from the hook of a method without flags
+ * (MOCK_KIND_OTHER: UNIMPLEMENTED) starts from OK with an empty message.
  */
-int mock_script_answer(struct mock_script *s, enum mock_hook h, unsigned long n, double elapsed_s,
-                       struct mock_reply *r, char *err, size_t errlen);
+int mock_script_answer(struct mock_script *s, const struct csi_method *m, unsigned long n,
+                       double elapsed_s, struct mock_reply *r, char *err, size_t errlen);
 
 #endif

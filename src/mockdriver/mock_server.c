@@ -13,15 +13,23 @@
  *   accept   grpc_server_request_call completed; another request is posted
  *            at once so a call can always be accepted. The answer (struct
  *            mock_reply) is decided now, by the flags or the script.
- *   batches  RECV_MESSAGE (read and discard the request) and
- *            RECV_CLOSE_ON_SERVER (tells us when the call is over, also when
- *            the client cancels or its deadline passes) start right away; the
- *            reply batch starts now, at its due time, or never (hang).
+ *   batches  RECV_MESSAGE (the request: kept for the call log, else
+ *            unread) and RECV_CLOSE_ON_SERVER (tells us when the call is
+ *            over, also when the client cancels or its deadline passes)
+ *            start right away.
+ *   request  once it is in (as a server's handler would, so the call log
+ *            has it even when the answer is to exit), the reply batch starts
+ *            at once, at its due time counted from arrival, or never (hang).
  *   free     each batch in flight and the pending list hold one reference;
- *            the call is freed when the last is dropped.
+ *            when the last is dropped every batch has completed, so the
+ *            call's --call-log line is written then, and the call freed.
+ *
+ * Methods are those of csi_methods.h, by path; any other path is "other" and
+ * answered UNIMPLEMENTED, with no hook to ask.
  */
 #include "mock_server.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -30,6 +38,7 @@
 #include <unistd.h>
 
 #include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
@@ -38,27 +47,13 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
-#include "csi.pb-c.h"
+#include "csi_methods.h"
 #include "log.h"
 #include "mock_listener.h"
+#include "mock_response.h"
 
-enum mock_method {
-	METHOD_PROBE,
-	METHOD_INFO,
-	METHOD_CAPS,
-	METHOD_OTHER, /* anything else: UNIMPLEMENTED */
-	METHOD_COUNT,
-};
-
-static const struct {
-	const char *path;  /* HTTP/2 :path; NULL for METHOD_OTHER */
-	const char *label; /* in "call method=<label>" lines */
-} methods[METHOD_COUNT] = {
-        [METHOD_PROBE] = {"/csi.v1.Identity/Probe", "Probe"},
-        [METHOD_INFO] = {"/csi.v1.Identity/GetPluginInfo", "GetPluginInfo"},
-        [METHOD_CAPS] = {"/csi.v1.Identity/GetPluginCapabilities", "GetPluginCapabilities"},
-        [METHOD_OTHER] = {NULL, "other"},
-};
+/* The label of an unknown method in "call method=<label>" lines. */
+#define OTHER_LABEL "other"
 
 /* How long to keep polling after shutdown so gRPC can finish tearing down (see below). */
 #define TEARDOWN_GRACE_MS 100
@@ -71,15 +66,27 @@ struct mock_tag {
 	struct mock_call *call; /* NULL for TAG_SHUTDOWN */
 };
 
+/* How a call ended for its client, as far as we know: the call log's "code". */
+enum call_outcome {
+	OUTCOME_NONE,     /* not answered: ended by the client, a deadline or shutdown */
+	OUTCOME_ANSWERED, /* the reply batch (with reply.code) started */
+	OUTCOME_CLOSED,   /* the close_connection action: the client sees UNAVAILABLE */
+};
+
 struct mock_call {
 	grpc_call *call; /* set by gRPC when the accept completes; ours to unref */
 	grpc_call_details details;
 	grpc_metadata_array request_md;
-	grpc_byte_buffer *request; /* RECV_MESSAGE result, discarded */
-	int cancelled;             /* RECV_CLOSE_ON_SERVER result */
-	bool closed;               /* RECV_CLOSE_ON_SERVER completed: no reply any more */
-	enum mock_method method;
-	struct mock_reply reply;    /* decided on arrival (Probe and GetPluginInfo) */
+	grpc_byte_buffer *request;          /* RECV_MESSAGE result, for the call log */
+	bool received;                      /* RECV_MESSAGE completed: request is ours to read */
+	int cancelled;                      /* RECV_CLOSE_ON_SERVER result */
+	bool closed;                        /* RECV_CLOSE_ON_SERVER completed: no reply any more */
+	bool accepted;                      /* a client's call, to be logged when freed */
+	const struct csi_method *method;    /* NULL: an unknown path */
+	gpr_timespec arrived, arrived_wall; /* GPR_CLOCK_MONOTONIC, GPR_CLOCK_REALTIME */
+	gpr_timespec ended;                 /* when RECV_CLOSE_ON_SERVER completed */
+	enum call_outcome outcome;
+	struct mock_reply reply;    /* decided on arrival */
 	grpc_byte_buffer *response; /* lives until the reply batch completes */
 	grpc_slice status_details;  /* likewise */
 	gpr_timespec due;           /* reply time while pending */
@@ -93,7 +100,9 @@ struct mock_server {
 	const struct mock_config *cfg;
 	struct mock_script *script; /* borrowed; NULL without --script */
 	FILE *out;
-	gpr_timespec started_at; /* call.elapsed counts from here */
+	struct mock_call_log *log; /* borrowed; NULL without --call-log */
+	bool log_failed;           /* a write failed: said once, not per call */
+	gpr_timespec started_at;   /* call.elapsed counts from here */
 	struct mock_listener *listener;
 	grpc_server_credentials *creds; /* for grpc_server_add_channel_from_fd */
 	bool grpc_started;              /* grpc_init called: grpc_shutdown owed */
@@ -104,8 +113,8 @@ struct mock_server {
 	bool shutdown_done;   /* TAG_SHUTDOWN received: grpc_server_destroy allowed */
 	struct mock_tag shutdown_tag;
 	struct mock_call *pending_head, *pending_tail; /* ascending due time */
-	unsigned long counts[METHOD_COUNT];
-	char error[256]; /* internal error that made the server stop itself; "" if none */
+	unsigned long *counts; /* per csi_methods index, then one for unknown methods */
+	char error[256];       /* internal error that made the server stop itself; "" if none */
 };
 
 /* Read by gRPC's threads, written once before grpc_init starts them. */
@@ -157,10 +166,73 @@ static void call_free(struct mock_call *c)
 	free(c);
 }
 
-static void call_unref(struct mock_call *c)
+static double seconds_between(gpr_timespec from, gpr_timespec to)
 {
-	if (--c->refs == 0)
-		call_free(c);
+	gpr_timespec d = gpr_time_sub(to, from);
+
+	return (double)d.tv_sec + d.tv_nsec / 1e9;
+}
+
+/* The code c's client got, as the call log says it (mock_call_log.h). */
+static int client_code(const struct mock_call *c)
+{
+	switch (c->outcome) {
+	case OUTCOME_CLOSED:
+		return GRPC_STATUS_UNAVAILABLE;
+	case OUTCOME_ANSWERED:
+		if (!c->cancelled) /* the status went out before the call ended */
+			return c->reply.code;
+		break;
+	case OUTCOME_NONE:
+		break;
+	}
+	return GRPC_STATUS_CANCELLED; /* the client gave up (or shutdown came) before an answer */
+}
+
+/* Writes c's call log line (when there is a log), as the client saw it end: code at end. */
+static void log_call(struct mock_server *s, const struct mock_call *c, int code, gpr_timespec end)
+{
+	grpc_slice request = grpc_empty_slice();
+	grpc_byte_buffer_reader reader;
+	struct mock_call_record rec = {
+	        .arrived = {.tv_sec = (time_t)c->arrived_wall.tv_sec,
+	                    .tv_nsec = c->arrived_wall.tv_nsec},
+	        .method = c->method ? c->method->name
+	                            : (const char *)GRPC_SLICE_START_PTR(c->details.method),
+	        .method_len =
+	                c->method ? strlen(c->method->name) : GRPC_SLICE_LENGTH(c->details.method),
+	        .request_type = c->method ? c->method->request : NULL,
+	        .code = code,
+	        .seconds = seconds_between(c->arrived, end),
+	};
+
+	if (!s->log)
+		return;
+	if (rec.request_type && c->received && c->request &&
+	    grpc_byte_buffer_reader_init(&reader, c->request)) {
+		request = grpc_byte_buffer_reader_readall(&reader); /* decompressed, if it was */
+		grpc_byte_buffer_reader_destroy(&reader);
+		rec.request = GRPC_SLICE_START_PTR(request);
+		rec.request_len = GRPC_SLICE_LENGTH(request);
+		if (!rec.request)
+			rec.request = (const uint8_t *)""; /* an empty message is still a request */
+	}
+	if (mock_call_log_write(s->log, &rec) < 0 && !s->log_failed) {
+		s->log_failed = true;
+		LOG_E("Cannot write the call log; later failures are not logged", "err",
+		      strerror(errno));
+	}
+	grpc_slice_unref(request);
+}
+
+/* Drops a reference; the last one logs the call (every batch has completed) and frees it. */
+static void call_unref(struct mock_server *s, struct mock_call *c)
+{
+	if (--c->refs > 0)
+		return;
+	if (c->accepted)
+		log_call(s, c, client_code(c), c->closed ? c->ended : gpr_now(GPR_CLOCK_MONOTONIC));
+	call_free(c);
 }
 
 /* Starts a batch holding a reference; on failure the call is cancelled. */
@@ -177,15 +249,10 @@ static int call_start_batch(struct mock_call *c, const grpc_op *ops, size_t n, s
 	return 0;
 }
 
-static enum mock_method classify(grpc_slice path)
+static const struct csi_method *classify(grpc_slice path)
 {
-	int m;
-
-	for (m = 0; m < METHOD_OTHER; m++) {
-		if (grpc_slice_str_cmp(path, methods[m].path) == 0)
-			return m;
-	}
-	return METHOD_OTHER;
+	return csi_method_by_path((const char *)GRPC_SLICE_START_PTR(path),
+	                          GRPC_SLICE_LENGTH(path));
 }
 
 /* ---- the pending list: parked replies in ascending due order ---------------------------- */
@@ -233,32 +300,27 @@ static void pending_remove(struct mock_server *s, struct mock_call *c)
 
 static double seconds_since(gpr_timespec t)
 {
-	gpr_timespec d = gpr_time_sub(gpr_now(GPR_CLOCK_MONOTONIC), t);
-
-	return (double)d.tv_sec + d.tv_nsec / 1e9;
+	return seconds_between(t, gpr_now(GPR_CLOCK_MONOTONIC));
 }
 
 /*
  * Decides c's answer on arrival: the flags', unless the script's hook
- * overrides it. GetPluginCapabilities always succeeds at once, unknown
- * methods are UNIMPLEMENTED.
+ * overrides it. Unknown methods are UNIMPLEMENTED, with no hook to ask.
  */
-static void decide_reply(struct mock_server *s, struct mock_call *c)
+static void decide_reply(struct mock_server *s, struct mock_call *c, unsigned long n)
 {
-	enum mock_hook h = c->method == METHOD_PROBE ? MOCK_HOOK_PROBE : MOCK_HOOK_INFO;
-	char err[512];
+	char err[2048]; /* a script error can name every capability */
 
-	if (c->method == METHOD_OTHER)
+	if (!c->method) {
 		c->reply.code = GRPC_STATUS_UNIMPLEMENTED;
-	if (c->method != METHOD_PROBE && c->method != METHOD_INFO)
 		return;
-	if (mock_reply_from_flags(&c->reply, s->cfg, h) < 0) {
+	}
+	if (mock_reply_from_flags(&c->reply, s->cfg, c->method) < 0) {
 		mock_reply_set_error(&c->reply, "csi-mock-driver: out of memory");
 		return;
 	}
-	if (s->script &&
-	    mock_script_answer(s->script, h, s->counts[c->method], seconds_since(s->started_at),
-	                       &c->reply, err, sizeof(err)) < 0)
+	if (s->script && mock_script_answer(s->script, c->method, n, seconds_since(s->started_at),
+	                                    &c->reply, err, sizeof(err)) < 0)
 		LOG_E("Script error", "err", err);
 }
 
@@ -272,83 +334,6 @@ static grpc_slice unknown_method_details(grpc_slice path)
 	memcpy(GRPC_SLICE_START_PTR(out), prefix, plen);
 	memcpy(GRPC_SLICE_START_PTR(out) + plen, GRPC_SLICE_START_PTR(path), len);
 	return out;
-}
-
-static size_t varint_len(uint64_t v)
-{
-	size_t n = 1;
-
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-/*
- * m packed, then padded with one unknown length-delimited field (number 15,
- * tag byte 0x7a) to total bytes, or one more where the varint's width
- * makes total itself impossible: still a valid message, just too large.
- * A total smaller than the message leaves it unpadded.
- */
-static grpc_slice pack_padded(const ProtobufCMessage *m, size_t total)
-{
-	size_t len = protobuf_c_message_get_packed_size(m), body = 0, width = 0, t, w;
-	grpc_slice out;
-	uint8_t *p;
-
-	for (t = total; t <= total + 1 && !width; t++) {
-		for (w = 1; w <= 10 && !width; w++) {
-			if (t >= len + 1 + w && varint_len(t - len - 1 - w) == w) {
-				width = w;
-				body = t - len - 1 - w;
-			}
-		}
-	}
-	out = grpc_slice_malloc(width ? len + 1 + width + body : len);
-	p = GRPC_SLICE_START_PTR(out);
-	p += protobuf_c_message_pack(m, p);
-	if (width) {
-		*p++ = 0x7a;
-		for (t = body; t >= 0x80; t >>= 7)
-			*p++ = (uint8_t)(t | 0x80);
-		*p++ = (uint8_t)t;
-		memset(p, 0, body);
-	}
-	return out;
-}
-
-/*
- * The response message for a successful answer. ready: unset leaves the
- * field out (0 bytes); false sets it to a BoolValue whose value is the
- * proto3 default and so not sent, giving exactly 0a 00 (UPSTREAM.md §6).
- */
-static grpc_slice response_bytes(const struct mock_call *c)
-{
-	/* Field 1, length 5, then 1 byte: truncated, so no message type parses it. */
-	static const char invalid[] = "\x0a\x05\x08";
-	const struct mock_reply *r = &c->reply;
-	Csi__V1__BoolValue ready = CSI__V1__BOOL_VALUE__INIT;
-	Csi__V1__ProbeResponse probe = CSI__V1__PROBE_RESPONSE__INIT;
-	Csi__V1__GetPluginInfoResponse info = CSI__V1__GET_PLUGIN_INFO_RESPONSE__INIT;
-	Csi__V1__GetPluginCapabilitiesResponse caps =
-	        CSI__V1__GET_PLUGIN_CAPABILITIES_RESPONSE__INIT;
-	const ProtobufCMessage *m = &caps.base;
-
-	if (r->action == MOCK_ACTION_INVALID_RESPONSE)
-		return grpc_slice_from_static_buffer(invalid, sizeof(invalid) - 1);
-	if (c->method == METHOD_PROBE) {
-		if (r->ready != MOCK_READY_UNSET) {
-			ready.value = r->ready == MOCK_READY_TRUE;
-			probe.ready = &ready;
-		}
-		m = &probe.base;
-	} else if (c->method == METHOD_INFO) {
-		info.name = r->name ? r->name : ""; /* pack only reads */
-		info.vendor_version = r->vendor_version ? r->vendor_version : "";
-		m = &info.base;
-	}
-	return pack_padded(m, r->action == MOCK_ACTION_OVERSIZED_RESPONSE ? r->size : 0);
 }
 
 /*
@@ -391,6 +376,8 @@ static void send_reply(struct mock_server *s, struct mock_call *c)
 		return; /* cancelled or past its deadline: nobody to answer */
 	switch (r->action) {
 	case MOCK_ACTION_EXIT:
+		/* The connection dies with us: the client sees UNAVAILABLE. */
+		log_call(s, c, GRPC_STATUS_UNAVAILABLE, gpr_now(GPR_CLOCK_MONOTONIC));
 		fflush(s->out);
 		_exit(r->exit_code); /* no cleanup, like a crash: the socket file stays */
 	case MOCK_ACTION_REMOVE_SOCKET:
@@ -401,13 +388,14 @@ static void send_reply(struct mock_server *s, struct mock_call *c)
 		mock_listener_set_accepting(s->listener, r->action == MOCK_ACTION_START_ACCEPTING);
 		break;
 	case MOCK_ACTION_CLOSE_CONNECTION:
+		c->outcome = OUTCOME_CLOSED;
 		close_connection(c);
 		return;
 	default:
 		break;
 	}
 	grpc_slice_unref(c->status_details);
-	if (c->method == METHOD_OTHER)
+	if (!c->method)
 		c->status_details = unknown_method_details(c->details.method);
 	else
 		c->status_details = grpc_slice_from_copied_string(r->message ? r->message : "");
@@ -416,7 +404,7 @@ static void send_reply(struct mock_server *s, struct mock_call *c)
 	ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
 	ops[n++].data.send_initial_metadata.count = 0;
 	if (r->code == GRPC_STATUS_OK) {
-		body = response_bytes(c);
+		body = mock_response_bytes(c->method, r);
 		c->response = grpc_raw_byte_buffer_create(&body, 1);
 		grpc_slice_unref(body);
 		ops[n].op = GRPC_OP_SEND_MESSAGE;
@@ -426,7 +414,8 @@ static void send_reply(struct mock_server *s, struct mock_call *c)
 	ops[n].data.send_status_from_server.trailing_metadata_count = 0;
 	ops[n].data.send_status_from_server.status = (grpc_status_code)r->code;
 	ops[n++].data.send_status_from_server.status_details = &c->status_details;
-	call_start_batch(c, ops, n, &c->reply_tag);
+	if (call_start_batch(c, ops, n, &c->reply_tag) == 0)
+		c->outcome = OUTCOME_ANSWERED;
 }
 
 /* Sends every parked reply whose time has come. */
@@ -439,21 +428,23 @@ static void fire_due(struct mock_server *s)
 
 		pending_remove(s, c);
 		send_reply(s, c);
-		call_unref(c);
+		call_unref(s, c);
 	}
 }
 
-/* Answer now, park until the delay has passed, or (hang) leave it to the client. */
+/*
+ * Answer now, park until the delay (counted from arrival) has passed, or
+ * (hang) leave it to the client.
+ */
 static void schedule_reply(struct mock_server *s, struct mock_call *c)
 {
 	if (c->reply.hang)
 		return;
-	if (c->reply.delay_ns <= 0) {
+	c->due = gpr_time_add(c->arrived, gpr_time_from_nanos(c->reply.delay_ns, GPR_TIMESPAN));
+	if (gpr_time_cmp(c->due, gpr_now(GPR_CLOCK_MONOTONIC)) <= 0) {
 		send_reply(s, c);
 		return;
 	}
-	c->due = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-	                      gpr_time_from_nanos(c->reply.delay_ns, GPR_TIMESPAN));
 	pending_insert(s, c);
 }
 
@@ -490,19 +481,24 @@ static int request_next_call(struct mock_server *s)
 	return 0;
 }
 
-static void print_call_line(struct mock_server *s, enum mock_method m)
+/* Counts the call of method m (NULL: unknown) and prints its line; returns its number. */
+static unsigned long print_call_line(struct mock_server *s, const struct csi_method *m)
 {
-	s->counts[m]++;
-	if (s->cfg->quiet)
-		return;
-	fprintf(s->out, "call method=%s n=%lu\n", methods[m].label, s->counts[m]);
-	fflush(s->out);
+	size_t i = m ? mock_method_index(m) : csi_method_count();
+
+	s->counts[i]++;
+	if (!s->cfg->quiet) {
+		fprintf(s->out, "call method=%s n=%lu\n", m ? m->name : OTHER_LABEL, s->counts[i]);
+		fflush(s->out);
+	}
+	return s->counts[i];
 }
 
 /* A call arrived (ok) or the request was dropped because of shutdown (!ok). */
 static void on_accept(struct mock_server *s, struct mock_call *c, int ok)
 {
 	grpc_op op;
+	bool reading;
 
 	if (!ok) {
 		call_free(c);
@@ -511,39 +507,55 @@ static void on_accept(struct mock_server *s, struct mock_call *c, int ok)
 	if (request_next_call(s) < 0)
 		fail_internal(s, "cannot request the next call");
 
+	c->accepted = true;
+	c->arrived = gpr_now(GPR_CLOCK_MONOTONIC);
+	c->arrived_wall = gpr_now(GPR_CLOCK_REALTIME);
 	c->method = classify(c->details.method);
-	print_call_line(s, c->method);
-	decide_reply(s, c);
+	decide_reply(s, c, print_call_line(s, c->method));
 
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_MESSAGE;
 	op.data.recv_message.recv_message = &c->request;
-	call_start_batch(c, &op, 1, &c->recv_tag);
+	reading = call_start_batch(c, &op, 1, &c->recv_tag) == 0;
 
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	op.data.recv_close_on_server.cancelled = &c->cancelled;
-	if (call_start_batch(c, &op, 1, &c->close_tag) < 0)
+	if (call_start_batch(c, &op, 1, &c->close_tag) < 0) {
 		c->closed = true; /* no close will come: do not leave it hanging */
+		c->ended = gpr_now(GPR_CLOCK_MONOTONIC);
+	}
 
 	if (atomic_load(&s->stopping))
 		grpc_call_cancel(c->call, NULL); /* raced with stop: do not outlive it */
-	else
+	else if (!reading)
+		schedule_reply(s, c); /* no request will come in: answer without it */
+	if (c->refs == 0) {           /* no batch started: no completion will free it */
+		c->refs = 1;
+		call_unref(s, c);
+	}
+}
+
+/* The request is in (or never will be: the client went): time to answer. */
+static void on_request(struct mock_server *s, struct mock_call *c)
+{
+	c->received = true;
+	if (!c->closed && !atomic_load(&s->stopping))
 		schedule_reply(s, c);
-	if (c->refs == 0)
-		call_free(c);
+	call_unref(s, c);
 }
 
 /* The call is over: answered, cancelled, or past its deadline. */
 static void on_close(struct mock_server *s, struct mock_call *c)
 {
 	c->closed = true;
+	c->ended = gpr_now(GPR_CLOCK_MONOTONIC);
 	if (c->pending) {
 		/* The pending list's reference; the close batch still holds one. */
 		pending_remove(s, c);
 		c->refs--;
 	}
-	call_unref(c);
+	call_unref(s, c);
 }
 
 static void dispatch(struct mock_server *s, struct mock_tag *tag, int ok)
@@ -552,9 +564,11 @@ static void dispatch(struct mock_server *s, struct mock_tag *tag, int ok)
 	case TAG_ACCEPT:
 		on_accept(s, tag->call, ok);
 		break;
-	case TAG_RECV: /* the request itself carries nothing we use */
+	case TAG_RECV:
+		on_request(s, tag->call);
+		break;
 	case TAG_REPLY:
-		call_unref(tag->call);
+		call_unref(s, tag->call);
 		break;
 	case TAG_CLOSE:
 		on_close(s, tag->call);
@@ -624,17 +638,21 @@ static void add_connection(int fd, void *arg)
 }
 
 struct mock_server *mock_server_new(const struct mock_config *cfg, struct mock_script *script,
-                                    FILE *out, char *err, size_t errlen)
+                                    struct mock_call_log *log, FILE *out, char *err, size_t errlen)
 {
 	struct mock_server *s = calloc(1, sizeof(*s));
 	char why[200];
 
-	if (!s) {
+	if (s)
+		s->counts = calloc(csi_method_count() + 1, sizeof(*s->counts));
+	if (!s || !s->counts) {
+		free(s);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	s->cfg = cfg;
 	s->script = script;
+	s->log = log;
 	s->out = out;
 	s->shutdown_tag = (struct mock_tag){TAG_SHUTDOWN, NULL};
 	atomic_init(&s->stopping, false);
@@ -734,5 +752,6 @@ void mock_server_free(struct mock_server *s)
 		grpc_server_credentials_release(s->creds);
 	if (s->grpc_started)
 		grpc_shutdown_blocking();
+	free(s->counts);
 	free(s);
 }

@@ -1,7 +1,9 @@
 /*
- * The csi-mock-driver gRPC server: CSI Identity on a unix socket, answered
- * as struct mock_config says or, per call, as a --script hook decides, with
- * delayed and hanging replies and the failure actions of mock_reply.h.
+ * The csi-mock-driver gRPC server: every unary CSI method (csi_methods.h) on
+ * a unix socket, answered as struct mock_config says (the read-only calls;
+ * UNIMPLEMENTED for the others) or, per call, as a --script hook decides,
+ * with delayed and hanging replies and the failure actions of mock_reply.h;
+ * each call ends in a --call-log line (mock_call_log.h).
  *
  * Threading: mock_server_run drives the only completion queue on the calling
  * thread and owns all call state; mock_server_stop is the one function that
@@ -13,6 +15,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "mock_call_log.h"
 #include "mock_config.h"
 #include "mock_script.h"
 
@@ -20,13 +23,14 @@ struct mock_server;
 
 /*
  * Initialises gRPC, removes a stale socket file at cfg->socket_path, binds
- * and starts listening. cfg and script (NULL: flags only) must outlive the
- * server. Call lines go to out (flushed per line) unless cfg->quiet; script
- * errors go to stderr. On failure returns NULL with err set to "cannot
- * listen on PATH: REASON" or another one-line reason.
+ * and starts listening. cfg, script (NULL: flags only) and log (NULL: no
+ * call log) must outlive the server. Call lines go to out (flushed per
+ * line) unless cfg->quiet; script errors go to stderr. On failure returns
+ * NULL with err set to "cannot listen on PATH: REASON" or another one-line
+ * reason.
  */
 struct mock_server *mock_server_new(const struct mock_config *cfg, struct mock_script *script,
-                                    FILE *out, char *err, size_t errlen);
+                                    struct mock_call_log *log, FILE *out, char *err, size_t errlen);
 
 /*
  * Serves until shutdown has completed: mock_server_stop was called (or the

@@ -113,6 +113,7 @@ local d = {}
 function d.node_get_info(call) return { code = "FAILED_PRECONDITION", message = "backend lost" } end
 function d.controller_get_capabilities(call) return { hang = true } end
 function d.get_plugin_capabilities(call) return { action = "invalid_response" } end
+function d.node_get_capabilities(call) return { action = "oversized_response", size = 70000 } end
 return d
 """)
         policy = r"""
@@ -121,11 +122,14 @@ function p.check(ctx)
   local a = ctx.call("NodeGetInfo")
   local b = ctx.call("ControllerGetCapabilities", 0.3)
   local c = ctx.call("GetPluginCapabilities")
+  local e = ctx.call("NodeGetCapabilities")
   local ok, err = pcall(ctx.call, "NodeUnpublishVolume")
   return true, table.concat({
     a.code, a.message, a.error, tostring(a.node_id),
     b.code, b.message, string.format("%.1f", b.seconds),
     c.code, c.message,
+    e.code, tostring(e.message:match("^the reply is 7000[01] bytes, more than the 65536 a "
+      .. "read%-only call may answer$") ~= nil), tostring(e.capabilities),
     tostring(ok), tostring(err:find("allowed: GetPluginInfo, GetPluginCapabilities, "
       .. "NodeGetInfo, NodeGetCapabilities, ControllerGetCapabilities", 1, true) ~= nil)}, "|")
 end
@@ -139,6 +143,7 @@ return p
             "DEADLINE_EXCEEDED", "context deadline exceeded", "0.3",
             "INTERNAL", "grpc: failed to unmarshal the received message: 3 bytes are no valid "
                         "csi.v1.GetPluginCapabilitiesResponse",
+            "RESOURCE_EXHAUSTED", "true", "nil",
             "false", "true"]), within=10)
         calls = self.calls()
         by_method = {}
@@ -147,7 +152,7 @@ return p
         self.assertEqual(by_method["NodeGetInfo"][0]["code"], "FAILED_PRECONDITION")
         # The hung call ended when the sidecar gave up on it, at its 0.3 s.
         h.wait_until(lambda: "ControllerGetCapabilities" in
-                     {c["method"] for c in self.calls()}, h.scaled(3))
+                     {c["method"] for c in self.calls()}, 3)
         hung = [c for c in self.calls() if c["method"] == "ControllerGetCapabilities"][0]
         self.assertEqual(hung["code"], "CANCELLED")
         self.assertGreaterEqual(hung["seconds"], 0.25)
@@ -174,7 +179,7 @@ return p
     def test_file_types_missing_and_escapes(self):
         allowed = self.make_tree()
         policy = r"""
-local A = %q
+local A = @ALLOWED@
 local p = {}
 local function try(ctx, path)
   local ok, r = pcall(ctx.file, path)
@@ -193,7 +198,7 @@ function p.check(ctx)
     try(ctx, "relative/path"), tostring(f.size), tostring(f.age >= 0 and f.age < 600)}, ",")
 end
 return p
-""" % allowed
+""".replace("@ALLOWED@", json.dumps(allowed))
         mock, d = self.policy_daemon(policy, "--policy-allow-path=" + allowed)
         self.wait_body(d, "socket,file,dir,file,missing,missing,raise,raise,raise,raise,raise,"
                           "5,true")
@@ -201,14 +206,16 @@ return p
     def test_file_without_allow_path_raises_and_falls_back(self):
         policy = 'return {check = function(ctx) ctx.file("/tmp") return true, "x" end}'
         mock, d = self.policy_daemon(policy)
-        h.wait_until(lambda: any("no directory is allowed" in line
-                                 for line in d.log_lines()), h.scaled(5))
+
+        def raised():
+            r = d.request()  # checks run on request; the first may come before the policy
+            self.assertEqual((r.status, r.body), (200, b"ok"))  # the built-in policy's answer
+            return any("no directory is allowed" in line for line in d.log_lines())
+        h.wait_until(raised, 5, interval=0.05)
         lines = [line for line in d.log_lines() if "no directory is allowed" in line]
         self.assertTrue(lines, d.stderr()[-2000:])
         self.assertIn("Policy failed, answering with the built-in policy", lines[0])
         self.assertIn('reason="error"', lines[0])
-        r = d.request()
-        self.assertEqual((r.status, r.body), (200, b"ok"))  # the built-in policy's answer
 
     def test_relative_or_missing_allow_path_exits_2(self):
         for value, reason in (("var/lib", "must be an absolute path"),

@@ -254,7 +254,7 @@ class ScriptErrors(ScriptCase):
             "%s: code: unknown gRPC status NOPE" % s,
             "%s: probe must return nil or a plain table, not number" % s,
             "%s:9: attempt to index a nil value (global 'os')" % s,
-            "%s: unknown field name in probe's answer" % s,
+            "%s: unknown field name in probe's answer (a field of get_plugin_info)" % s,
             "%s: probe must return a table without a metatable" % s,
         ]
         for text in expected:
@@ -295,7 +295,7 @@ class ScriptErrors(ScriptCase):
         cases = [
             ("return 5", "the script must return a plain table of hooks, got number"),
             ("local d = {} function d.Probe() end return d",
-             "unknown key Probe in the returned table (hooks: probe, get_plugin_info)"),
+             "unknown key Probe in the returned table (did you mean probe?)"),
             ("x = = 1", ":1: unexpected symbol near '='"),
             ("return {probe = 3}", "probe must be a function, not number"),
             # Whichever limit a loaded machine reaches first.

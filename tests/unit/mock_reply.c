@@ -1,7 +1,7 @@
 /*
  * csi-mock-driver's answers (src/mockdriver/mock_reply.c, mock_config.c):
  * what the flags say each method answers, an error answer replacing one,
- * and the action names a script may use.
+ * the kind of each method, and the action names a script may use.
  */
 #include "mock_config.h"
 #include "mock_reply.h"
@@ -33,7 +33,7 @@ static void test_from_flags(void)
 	CHECK_STR(cfg.socket_path, "/tmp/x.sock");
 
 	struct mock_reply r;
-	CHECK_INT(mock_reply_from_flags(&r, &cfg, MOCK_HOOK_PROBE), 0);
+	CHECK_INT(mock_reply_from_flags(&r, &cfg, csi_method_by_name("Probe")), 0);
 	CHECK_INT(r.code, GRPC_STATUS_FAILED_PRECONDITION);
 	CHECK_STR(r.message, "broken");
 	CHECK_INT(r.delay_ns, 300000000);
@@ -43,7 +43,7 @@ static void test_from_flags(void)
 	CHECK_INT(r.size, MOCK_OVERSIZED_DEFAULT);
 	mock_reply_clear(&r);
 
-	CHECK_INT(mock_reply_from_flags(&r, &cfg, MOCK_HOOK_INFO), 0);
+	CHECK_INT(mock_reply_from_flags(&r, &cfg, csi_method_by_name("GetPluginInfo")), 0);
 	CHECK_INT(r.code, 0);
 	CHECK(r.hang);
 	CHECK_STR(r.name, ""); /* empty on purpose */
@@ -85,6 +85,67 @@ static void test_bad_flags(void)
 	mock_config_free(&cfg);
 }
 
+/* The read-only calls answer OK at once with their flags' data; the rest UNIMPLEMENTED. */
+static void test_other_methods(void)
+{
+	char *argv[] = {"mock",
+	                "--node-id=n1",
+	                "--max-volumes-per-node=3",
+	                "--topology=zone=a",
+	                "--node-capabilities=",
+	                "--probe-code=INTERNAL",
+	                NULL};
+	struct mock_config cfg;
+	struct mock_reply r;
+
+	CHECK_INT(parse(&cfg, argv, 6), MOCK_CONFIG_OK);
+	CHECK_INT(mock_reply_from_flags(&r, &cfg, csi_method_by_name("NodeGetInfo")), 0);
+	CHECK_INT(r.code, 0);
+	CHECK_STR(r.message, "");
+	CHECK_INT(r.delay_ns, 0);
+	CHECK_STR(r.node_id, "n1");
+	CHECK_INT(r.max_volumes_per_node, 3);
+	CHECK(r.topology.present);
+	CHECK_STR(r.topology.key[0], "zone");
+	CHECK(r.topology.key[0] != cfg.topology.key[0]); /* a copy: the reply owns it */
+	mock_reply_clear(&r);
+
+	CHECK_INT(mock_reply_from_flags(&r, &cfg, csi_method_by_name("NodeGetCapabilities")), 0);
+	CHECK_INT(r.caps.n, 0);
+	mock_reply_clear(&r);
+	CHECK_INT(mock_reply_from_flags(&r, &cfg, csi_method_by_name("GetPluginCapabilities")), 0);
+	CHECK_INT(r.caps.n, 1);
+	CHECK_INT(r.caps.type[0], 1); /* CONTROLLER_SERVICE */
+	mock_reply_clear(&r);
+	CHECK_INT(mock_reply_from_flags(&r, &cfg, csi_method_by_name("ControllerGetCapabilities")),
+	          0);
+	CHECK_INT(r.caps.n, 2);
+	mock_reply_clear(&r);
+
+	CHECK_INT(mock_reply_from_flags(&r, &cfg, csi_method_by_name("CreateVolume")), 0);
+	CHECK_INT(r.code, GRPC_STATUS_UNIMPLEMENTED);
+	CHECK_STR(r.message, "csi-mock-driver does not implement CreateVolume "
+	                     "(a --script hook create_volume can answer it)");
+	mock_reply_clear(&r);
+	mock_config_free(&cfg);
+}
+
+static void test_kinds(void)
+{
+	CHECK_INT(mock_kind_of(csi_method_by_name("Probe")), MOCK_KIND_PROBE);
+	CHECK_INT(mock_kind_of(csi_method_by_name("GetPluginInfo")), MOCK_KIND_INFO);
+	CHECK_INT(mock_kind_of(csi_method_by_name("GetPluginCapabilities")), MOCK_KIND_PLUGIN_CAPS);
+	CHECK_INT(mock_kind_of(csi_method_by_name("NodeGetInfo")), MOCK_KIND_NODE_INFO);
+	CHECK_INT(mock_kind_of(csi_method_by_name("NodeGetCapabilities")), MOCK_KIND_NODE_CAPS);
+	CHECK_INT(mock_kind_of(csi_method_by_name("ControllerGetCapabilities")),
+	          MOCK_KIND_CONTROLLER_CAPS);
+	CHECK_INT(mock_kind_of(csi_method_by_name("NodePublishVolume")), MOCK_KIND_OTHER);
+	CHECK_INT(mock_kind_of(NULL), MOCK_KIND_OTHER);
+	CHECK_INT(mock_kind_caps(MOCK_KIND_NODE_CAPS), MOCK_CAPS_NODE);
+	for (size_t i = 0; i < csi_method_count(); i++)
+		CHECK_INT(mock_method_index(csi_method_at(i)), i);
+}
+
 static void test_actions(void)
 {
 	CHECK_INT(mock_action_parse("exit"), MOCK_ACTION_EXIT);
@@ -98,6 +159,8 @@ int main(void)
 {
 	test_from_flags();
 	test_bad_flags();
+	test_other_methods();
+	test_kinds();
 	test_actions();
 	return testing_result("mock_reply");
 }

@@ -1,7 +1,8 @@
 /*
  * csi-mock-driver --script (src/mockdriver/mock_script.c): hooks that
- * decide an answer field by field, and every way a script can be wrong,
- * each answered INTERNAL with its reason, the driver going on.
+ * decide an answer field by field, one per CSI method with its own data
+ * fields, and every way a script can be wrong, each answered INTERNAL with
+ * its reason, the driver going on.
  */
 #include "mock_script.h"
 #include "testing.h"
@@ -9,10 +10,26 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "mock_config.h"
+
 #include <grpc/status.h>
 
 static char path[] = "/tmp/lp-mock-script-XXXXXX";
-static char err[1024];
+static char err[2048];
+
+static const struct csi_method *method(const char *name)
+{
+	const struct csi_method *m = csi_method_by_name(name);
+
+	if (!m) {
+		fprintf(stderr, "no method %s\n", name);
+		abort();
+	}
+	return m;
+}
+
+#define PROBE method("Probe")
+#define INFO  method("GetPluginInfo")
 
 static struct mock_script *load(const char *text)
 {
@@ -51,17 +68,17 @@ static void test_fields(void)
 	}
 	struct mock_reply r;
 	flags_answer(&r);
-	CHECK_INT(mock_script_answer(s, MOCK_HOOK_PROBE, 1, 0.0, &r, err, sizeof(err)), 0);
+	CHECK_INT(mock_script_answer(s, PROBE, 1, 0.0, &r, err, sizeof(err)), 0);
 	CHECK_INT(r.code, 0); /* nil: the flags' answer */
-	CHECK_INT(mock_script_answer(s, MOCK_HOOK_PROBE, 2, 0.0, &r, err, sizeof(err)), 1);
+	CHECK_INT(mock_script_answer(s, PROBE, 2, 0.0, &r, err, sizeof(err)), 1);
 	CHECK_INT(r.ready, MOCK_READY_FALSE);
 	CHECK_INT(r.delay_ns, 250000000);
-	CHECK_INT(mock_script_answer(s, MOCK_HOOK_PROBE, 3, 0.0, &r, err, sizeof(err)), 1);
+	CHECK_INT(mock_script_answer(s, PROBE, 3, 0.0, &r, err, sizeof(err)), 1);
 	CHECK_INT(r.code, GRPC_STATUS_UNAVAILABLE);
 	CHECK_STR(r.message, "Probe");
 	CHECK_INT(r.action, MOCK_ACTION_CLOSE_CONNECTION);
 	/* No get_plugin_info hook: the flags decide. */
-	CHECK_INT(mock_script_answer(s, MOCK_HOOK_INFO, 1, 0.0, &r, err, sizeof(err)), 0);
+	CHECK_INT(mock_script_answer(s, INFO, 1, 0.0, &r, err, sizeof(err)), 0);
 	mock_reply_clear(&r);
 	mock_script_free(s);
 }
@@ -93,7 +110,7 @@ static void test_wrong_answers(void)
 	for (unsigned long n = 1; n <= 6; n++) {
 		struct mock_reply r;
 		flags_answer(&r);
-		CHECK_INT(mock_script_answer(s, MOCK_HOOK_PROBE, n, 0.0, &r, err, sizeof(err)), -1);
+		CHECK_INT(mock_script_answer(s, PROBE, n, 0.0, &r, err, sizeof(err)), -1);
 		CHECK_INT(r.code, GRPC_STATUS_INTERNAL);
 		CHECK(strncmp(r.message, "probe hook: ", 12) == 0);
 		CHECK(strstr(r.message, path) != NULL);
@@ -109,10 +126,146 @@ static void test_wrong_answers(void)
 	}
 	struct mock_reply ok;
 	flags_answer(&ok);
-	CHECK_INT(mock_script_answer(s, MOCK_HOOK_PROBE, 7, 0.0, &ok, err, sizeof(err)), 1);
+	CHECK_INT(mock_script_answer(s, PROBE, 7, 0.0, &ok, err, sizeof(err)), 1);
 	CHECK_INT(ok.code, 0);
 	CHECK_INT(ok.ready, MOCK_READY_TRUE);
 	mock_reply_clear(&ok);
+	mock_script_free(s);
+}
+
+/* The flags' answer for method name, from the default flags. */
+static void default_answer(const char *name, struct mock_reply *r)
+{
+	char *argv[] = {"mock", "--node-id=flag-node", NULL};
+	struct mock_config cfg;
+	FILE *devnull = fopen("/dev/null", "w");
+
+	CHECK_INT(mock_config_parse(&cfg, 2, argv, devnull), MOCK_CONFIG_OK);
+	fclose(devnull);
+	CHECK_INT(mock_reply_from_flags(r, &cfg, method(name)), 0);
+	mock_config_free(&cfg);
+}
+
+/* Asks name's hook about call n; returns mock_script_answer's result, the answer in r. */
+static int ask(struct mock_script *s, const char *name, unsigned long n, struct mock_reply *r)
+{
+	default_answer(name, r);
+	return mock_script_answer(s, method(name), n, 0.0, r, err, sizeof(err));
+}
+
+static void test_method_hooks(void)
+{
+	struct mock_script *s = load(
+	        "local d = {}\n"
+	        "function d.node_get_info(call)\n"
+	        "  if call.n == 1 then return {node_id = call.method, max_volumes_per_node = 7,\n"
+	        "    topology = {zone = 'z1', ['topology.kubernetes.io/region'] = 'r'}} end\n"
+	        "  if call.n == 2 then return {topology = {}} end\n"
+	        "  return {code = 'UNAVAILABLE', delay = 0.5}\n"
+	        "end\n"
+	        "function d.get_plugin_capabilities()\n"
+	        "  return {capabilities = {'VOLUME_EXPANSION_ONLINE', 'CONTROLLER_SERVICE'}}\n"
+	        "end\n"
+	        "function d.node_get_capabilities() return {capabilities = {}} end\n"
+	        "function d.controller_get_capabilities()\n"
+	        "  return {capabilities = {'GET_SNAPSHOT', 'UNKNOWN'}}\n"
+	        "end\n"
+	        "function d.node_publish_volume(call)\n"
+	        "  if call.n == 1 then return nil end\n"
+	        "  if call.n == 2 then return {} end\n"
+	        "  if call.n == 3 then return {code = 'NOT_FOUND', message = 'no volume'} end\n"
+	        "  return {hang = true}\n"
+	        "end\n"
+	        "return d\n");
+	struct mock_reply r;
+
+	CHECK(s != NULL);
+	if (!s) {
+		fprintf(stderr, "load: %s\n", err);
+		return;
+	}
+	CHECK_INT(ask(s, "NodeGetInfo", 1, &r), 1);
+	CHECK_INT(r.code, 0);
+	CHECK_STR(r.node_id, "NodeGetInfo");
+	CHECK_INT(r.max_volumes_per_node, 7);
+	CHECK(r.topology.present);
+	CHECK_INT(r.topology.n, 2);
+	CHECK_STR(r.topology.key[0], "topology.kubernetes.io/region"); /* sorted by key */
+	CHECK_STR(r.topology.value[1], "z1");
+	mock_reply_clear(&r);
+	CHECK_INT(ask(s, "NodeGetInfo", 2, &r), 1);
+	CHECK_STR(r.node_id, "flag-node"); /* not overridden */
+	CHECK(r.topology.present);         /* {}: an empty Topology, not none */
+	CHECK_INT(r.topology.n, 0);
+	mock_reply_clear(&r);
+	CHECK_INT(ask(s, "NodeGetInfo", 3, &r), 1);
+	CHECK_INT(r.code, GRPC_STATUS_UNAVAILABLE);
+	CHECK_INT(r.delay_ns, 500000000);
+	mock_reply_clear(&r);
+
+	CHECK_INT(ask(s, "GetPluginCapabilities", 1, &r), 1);
+	CHECK_INT(r.caps.n, 2);
+	CHECK_INT(r.caps.type[0], MOCK_CAPS_EXPANSION + 1);
+	CHECK_INT(r.caps.type[1], 1);
+	mock_reply_clear(&r);
+	CHECK_INT(ask(s, "NodeGetCapabilities", 1, &r), 1);
+	CHECK_INT(r.caps.n, 0);
+	mock_reply_clear(&r);
+	CHECK_INT(ask(s, "ControllerGetCapabilities", 1, &r), 1);
+	CHECK_INT(r.caps.n, 2);
+	CHECK_INT(r.caps.type[0], 15);
+	CHECK_INT(r.caps.type[1], 0);
+	mock_reply_clear(&r);
+
+	/* A method without flags: nil keeps UNIMPLEMENTED, a table starts from OK. */
+	CHECK_INT(ask(s, "NodePublishVolume", 1, &r), 0);
+	CHECK_INT(r.code, GRPC_STATUS_UNIMPLEMENTED);
+	CHECK(strstr(r.message, "NodePublishVolume") && strstr(r.message, "node_publish_volume"));
+	mock_reply_clear(&r);
+	CHECK_INT(ask(s, "NodePublishVolume", 2, &r), 1);
+	CHECK_INT(r.code, 0);
+	CHECK_STR(r.message, "");
+	mock_reply_clear(&r);
+	CHECK_INT(ask(s, "NodePublishVolume", 3, &r), 1);
+	CHECK_INT(r.code, GRPC_STATUS_NOT_FOUND);
+	CHECK_STR(r.message, "no volume");
+	mock_reply_clear(&r);
+	CHECK_INT(ask(s, "NodePublishVolume", 4, &r), 1);
+	CHECK(r.hang);
+	mock_reply_clear(&r);
+
+	/* No hook: the flags decide. */
+	CHECK_INT(ask(s, "DeleteVolume", 1, &r), 0);
+	CHECK_INT(r.code, GRPC_STATUS_UNIMPLEMENTED);
+	mock_reply_clear(&r);
+	CHECK_INT(ask(s, "Probe", 1, &r), 0);
+	mock_reply_clear(&r);
+	mock_script_free(s);
+}
+
+/* An answer the hook's method cannot take is INTERNAL, with the reason (mock_answer.h has all). */
+static void test_data_field_errors(void)
+{
+	struct mock_script *s = load("return {probe = function() return {node_id = 'x'} end,\n"
+	                             "  node_get_capabilities = function()\n"
+	                             "    return {capabilities = {'CREATE_DELETE_VOLUME'}} end}\n");
+	struct mock_reply r;
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	CHECK_INT(ask(s, "Probe", 1, &r), -1);
+	CHECK_INT(r.code, GRPC_STATUS_INTERNAL);
+	CHECK_STR(err, r.message);
+	CHECK(strncmp(r.message, "probe hook: ", 12) == 0);
+	CHECK(strstr(r.message,
+	             ": unknown field node_id in probe's answer (a field of node_get_info)"));
+	mock_reply_clear(&r);
+	CHECK_INT(ask(s, "NodeGetCapabilities", 1, &r), -1);
+	CHECK(strncmp(r.message, "node_get_capabilities hook: ", 28) == 0);
+	CHECK(strstr(r.message,
+	             ": capabilities: unknown capability CREATE_DELETE_VOLUME (known: "));
+	mock_reply_clear(&r);
 	mock_script_free(s);
 }
 
@@ -122,7 +275,16 @@ static void test_load_errors(void)
 		const char *text, *want;
 	} cases[] = {
 	        {"return 5", "the script must return a plain table of hooks, got number"},
-	        {"return {Probe = function() end}", "unknown key Probe in the returned table"},
+	        {"return {Probe = function() end}",
+	         "unknown key Probe in the returned table (did you mean probe?)"},
+	        {"return {NodeGetInfo = function() end}",
+	         "unknown key NodeGetInfo in the returned table (did you mean node_get_info?)"},
+	        {"return {frobnicate = function() end}",
+	         "unknown key frobnicate in the returned table (hooks are CSI method names in "
+	         "snake "
+	         "case: probe, get_plugin_info, node_get_info, ...)"},
+	        {"return {[1] = function() end}", "unknown key number in the returned table"},
+	        {"return {node_get_info = true}", "node_get_info must be a function, not boolean"},
 	        {"return {probe = 3}", "probe must be a function, not number"},
 	        {"return setmetatable({}, {})", "the table of hooks must not have a metatable"},
 	        {"x = = 1", ":1: unexpected symbol near '='"},
@@ -146,6 +308,8 @@ int main(void)
 	close(fd);
 	test_fields();
 	test_wrong_answers();
+	test_method_hooks();
+	test_data_field_errors();
 	test_load_errors();
 	unlink(path);
 	return testing_result("mock_script");
