@@ -5,7 +5,7 @@
  * timeout, a sleep its seconds, and nothing waits for real.
  *
  * ctx.call and ctx.file are simulated too. A call answers as the case's
- * probe does: with a made-up reply (SIMULATED_NODE_ID, ...) when the probe
+ * probe does: with a made-up reply (simulated_replies) when the probe
  * is OK, with the probe's error otherwise. A file exists (a socket when
  * its name ends in ".sock", a directory when it ends in "/", else a file;
  * modified a second ago) while the driver answers OK, and is missing
@@ -25,8 +25,6 @@
 
 #include "clock.h"
 #include "csi.h"
-#include "csi.pb-c.h"
-#include "csi_methods.h"
 #include "duration.h"
 #include "file_check.h"
 #include "file_read.h"
@@ -105,66 +103,42 @@ static void case_result(const struct verify_case *c, struct csi_result *r, doubl
 		         grpc_status_go_name(c->code, name, sizeof(name)), c->message);
 }
 
-/* ctx.call's made-up replies for the OK cases. */
-#define SIMULATED_NODE_ID "check-policy-node"
+/*
+ * ctx.call's made-up replies for the OK cases, as a driver would send them
+ * (protobuf wire bytes; field 1 is tag 0x0a for a string or message, 0x08
+ * for an enum): GetPluginInfo name "check-policy.csi.example.com" and
+ * vendor_version "0.0.0"; node_id "check-policy-node"; one capability of
+ * type 1 each (CONTROLLER_SERVICE, STAGE_UNSTAGE_VOLUME, CREATE_DELETE_VOLUME).
+ */
+/* clang-format off */
+#define REPLY(m, b) {m, b, sizeof(b) - 1}
+/* clang-format on */
+static const struct {
+	const char *method;
+	const char *bytes;
+	size_t len;
+} simulated_replies[] = {
+        REPLY("GetPluginInfo", "\x0a\x1c"
+                               "check-policy.csi.example.com"
+                               "\x12\x05"
+                               "0.0.0"),
+        REPLY("GetPluginCapabilities", "\x0a\x04\x0a\x02\x08\x01"),
+        REPLY("NodeGetInfo", "\x0a\x11"
+                             "check-policy-node"),
+        REPLY("NodeGetCapabilities", "\x0a\x04\x0a\x02\x08\x01"),
+        REPLY("ControllerGetCapabilities", "\x0a\x04\x0a\x02\x08\x01"),
+#undef REPLY
+};
 
-/* The packed reply of callable method m, as a driver might send it, into buf (len bytes). */
-static size_t simulated_reply(const struct csi_method *m, uint8_t *buf)
+/* Sets r's reply to the made-up one of method. */
+static void simulated_reply(const char *method, struct csi_result *r)
 {
-	if (m->reply == &csi__v1__get_plugin_info_response__descriptor) {
-		Csi__V1__GetPluginInfoResponse r = CSI__V1__GET_PLUGIN_INFO_RESPONSE__INIT;
-		r.name = "check-policy.csi.example.com";
-		r.vendor_version = "0.0.0";
-		return protobuf_c_message_pack(&r.base, buf);
+	for (size_t i = 0; i < sizeof(simulated_replies) / sizeof(simulated_replies[0]); i++) {
+		if (strcmp(simulated_replies[i].method, method) == 0) {
+			r->reply = (const uint8_t *)simulated_replies[i].bytes;
+			r->reply_len = simulated_replies[i].len;
+		}
 	}
-	if (m->reply == &csi__v1__get_plugin_capabilities_response__descriptor) {
-		Csi__V1__PluginCapability__Service svc = CSI__V1__PLUGIN_CAPABILITY__SERVICE__INIT;
-		Csi__V1__PluginCapability cap = CSI__V1__PLUGIN_CAPABILITY__INIT;
-		Csi__V1__PluginCapability *caps[] = {&cap};
-		Csi__V1__GetPluginCapabilitiesResponse r =
-		        CSI__V1__GET_PLUGIN_CAPABILITIES_RESPONSE__INIT;
-		svc.type = CSI__V1__PLUGIN_CAPABILITY__SERVICE__TYPE__CONTROLLER_SERVICE;
-		cap.type_case = CSI__V1__PLUGIN_CAPABILITY__TYPE_SERVICE;
-		cap.service = &svc;
-		r.n_capabilities = 1;
-		r.capabilities = caps;
-		return protobuf_c_message_pack(&r.base, buf);
-	}
-	if (m->reply == &csi__v1__node_get_info_response__descriptor) {
-		Csi__V1__NodeGetInfoResponse r = CSI__V1__NODE_GET_INFO_RESPONSE__INIT;
-		r.node_id = SIMULATED_NODE_ID;
-		return protobuf_c_message_pack(&r.base, buf);
-	}
-	if (m->reply == &csi__v1__node_get_capabilities_response__descriptor) {
-		Csi__V1__NodeServiceCapability__RPC rpc =
-		        CSI__V1__NODE_SERVICE_CAPABILITY__RPC__INIT;
-		Csi__V1__NodeServiceCapability cap = CSI__V1__NODE_SERVICE_CAPABILITY__INIT;
-		Csi__V1__NodeServiceCapability *caps[] = {&cap};
-		Csi__V1__NodeGetCapabilitiesResponse r =
-		        CSI__V1__NODE_GET_CAPABILITIES_RESPONSE__INIT;
-		rpc.type = CSI__V1__NODE_SERVICE_CAPABILITY__RPC__TYPE__STAGE_UNSTAGE_VOLUME;
-		cap.type_case = CSI__V1__NODE_SERVICE_CAPABILITY__TYPE_RPC;
-		cap.rpc = &rpc;
-		r.n_capabilities = 1;
-		r.capabilities = caps;
-		return protobuf_c_message_pack(&r.base, buf);
-	}
-	if (m->reply == &csi__v1__controller_get_capabilities_response__descriptor) {
-		Csi__V1__ControllerServiceCapability__RPC rpc =
-		        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__INIT;
-		Csi__V1__ControllerServiceCapability cap =
-		        CSI__V1__CONTROLLER_SERVICE_CAPABILITY__INIT;
-		Csi__V1__ControllerServiceCapability *caps[] = {&cap};
-		Csi__V1__ControllerGetCapabilitiesResponse r =
-		        CSI__V1__CONTROLLER_GET_CAPABILITIES_RESPONSE__INIT;
-		rpc.type = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__CREATE_DELETE_VOLUME;
-		cap.type_case = CSI__V1__CONTROLLER_SERVICE_CAPABILITY__TYPE_RPC;
-		cap.rpc = &rpc;
-		r.n_capabilities = 1;
-		r.capabilities = caps;
-		return protobuf_c_message_pack(&r.base, buf);
-	}
-	return 0;
 }
 
 /* The simulated file system: see the top of this file. */
@@ -238,12 +212,9 @@ static int run_case(struct policy *p, enum endpoint e, const struct verify_case 
 		case_result(c, &r, (double)took / 1e9);
 		*now = clock_add(*now, took);
 		if (st.kind == POLICY_STEP_CALL) {
-			uint8_t reply[256];
 			r.ready = -1;
-			if (r.code == 0) {
-				r.reply = reply;
-				r.reply_len = simulated_reply(csi_method_by_name(st.method), reply);
-			}
+			if (r.code == 0)
+				simulated_reply(st.method, &r);
 			policy_resume_call(run, &r, &st);
 			continue;
 		}

@@ -226,6 +226,26 @@ return p
             self.assertIn('invalid value "%s" for flag -policy-allow-path: %s' % (value, reason),
                           err)
 
+    def test_check_policy_simulates_calls_and_files(self):
+        policy = self.write_file("sim.lua", r"""
+return { check = function(ctx)
+  local p = ctx.probe()
+  local info = ctx.call("NodeGetInfo")
+  local caps = ctx.call("ControllerGetCapabilities")
+  local f = ctx.file("/var/lib/kubelet/plugins_registry/x-reg.sock")
+  if not info.ok then return false, "call: " .. info.code end
+  return true, table.concat({info.node_id, caps.capabilities[1], tostring(f.exists),
+                             tostring(f.type)}, " ")
+end }
+""")
+        rc, out, err = self.run_daemon("--check-policy=" + policy)
+        self.assertEqual(rc, 0, err)
+        rows = {line[2:22].strip(): line[23:] for line in err.splitlines()
+                if line.startswith("  ")}
+        for case in ("ready", "not ready", "ready absent"):
+            self.assertEqual(rows[case], "200 check-policy-node CREATE_DELETE_VOLUME true socket")
+        self.assertEqual(rows["FAILED_PRECONDITION"], "500 call: FAILED_PRECONDITION")
+
     # The examples -------------------------------------------------------------
 
     def deep_check_policy(self, registry):
