@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "grpc_status.h"
@@ -23,13 +24,28 @@ struct mock_call_log *mock_call_log_open(const char *path, char *err, size_t err
 		snprintf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
-	log->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (log->fd < 0) {
+	/*
+	 * Non-blocking, so that a FIFO with no reader fails (ENXIO) rather than
+	 * stopping the driver before it listens; then only a regular file is
+	 * kept: a pipe or a device could block every call's end.
+	 */
+	struct stat st;
+	log->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+	if (log->fd < 0 || fstat(log->fd, &st) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		free(log);
-		return NULL;
+		goto fail;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto fail;
+	}
+	fcntl(log->fd, F_SETFL, O_APPEND);
 	return log;
+fail:
+	if (log->fd >= 0)
+		close(log->fd);
+	free(log);
+	return NULL;
 }
 
 void mock_call_log_free(struct mock_call_log *log)

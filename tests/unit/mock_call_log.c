@@ -108,6 +108,15 @@ static void test_open_errors(void)
 	CHECK(strstr(err, "/no/such/dir/calls.jsonl: No such file or directory") != NULL);
 	CHECK(mock_call_log_open(dir, err, sizeof(err)) == NULL); /* a directory */
 	CHECK(strstr(err, ": Is a directory") != NULL);
+	/* A FIFO nobody reads: refused at once, never waited on; a device: not a regular file. */
+	char fifo[96];
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	CHECK(mkfifo(fifo, 0600) == 0);
+	CHECK(mock_call_log_open(fifo, err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "/fifo: No such device or address") != NULL);
+	unlink(fifo);
+	CHECK(mock_call_log_open("/dev/null", err, sizeof(err)) == NULL);
+	CHECK_STR(err, "/dev/null: not a regular file");
 }
 
 int main(void)
