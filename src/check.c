@@ -64,8 +64,8 @@ struct check {
 	struct file_check *stat;     /* a ctx.file in flight */
 
 	struct csi_result last; /* last probe result of this check */
-	struct csi_result
-	        call_result; /* a call answered without the driver (too big for the stack) */
+	/* A call answered without the driver (no time left): too big for the stack. */
+	struct csi_result call_result;
 	bool have_last;
 
 	/* For the record (health.h). */
