@@ -25,11 +25,11 @@ struct answer_fields {
 	enum mock_kind kind;
 	const char *hook;
 	bool has_ready, has_code, has_delay, has_hang, has_action, has_exit_code, has_size;
-	bool has_max_volumes, has_topology, has_caps;
+	bool has_max_volumes, has_topology, has_caps, has_forward;
 	enum mock_ready ready;
 	int code, action, exit_code;
 	int64_t delay_ns, max_volumes;
-	bool hang;
+	bool hang, forward;
 	size_t size;
 	const char *message, *name, *vendor_version, *node_id;
 	size_t segments;
@@ -279,6 +279,8 @@ static void read_field(lua_State *L, const char *key, struct answer_fields *a)
 		a->has_exit_code = true, a->exit_code = (int)integer_field(L, key, 0, 255);
 	else if (strcmp(key, "size") == 0)
 		a->has_size = true, a->size = (size_t)integer_field(L, key, 0, MOCK_OVERSIZED_MAX);
+	else if (strcmp(key, "forward") == 0)
+		a->has_forward = true, a->forward = boolean_field(L, key);
 	else
 		luaL_error(L, "unknown field %s in %s's answer", key, a->hook);
 }
@@ -317,13 +319,32 @@ static int replace_string(char **field, const char *value)
 }
 
 /*
+ * Proxying (r->forward on entry: the flags' answer with --proxy-to): a
+ * table forwards the call unless it answers instead, with a code, a hang or
+ * an action; `forward = true` with a code forwards and then replaces the
+ * backend's status with it; `forward = false` answers as the mock would.
+ */
+static void apply_forwarding(const struct answer_fields *a, struct mock_reply *r)
+{
+	if (a->has_forward)
+		r->forward = a->forward;
+	else
+		r->forward = !(a->has_code || (a->has_hang && a->hang) || a->has_action);
+	r->replace = r->forward && a->has_code;
+}
+
+/*
  * The table's fields override the flags' answer in r. A method without
  * flags (UNIMPLEMENTED) answers OK with an empty message unless the table
  * says otherwise: a hook that returns a table implements the method.
  */
 static int apply_answer(const struct answer_fields *a, struct mock_reply *r)
 {
-	if (a->kind == MOCK_KIND_OTHER) {
+	if (r->forward)
+		apply_forwarding(a, r);
+	else if (a->has_forward && a->forward)
+		return -2; /* nowhere to forward to */
+	if (a->kind == MOCK_KIND_OTHER && !r->forward && !r->replace) {
 		r->code = GRPC_STATUS_OK;
 		if (replace_string(&r->message, "") < 0)
 			return -1;
@@ -376,7 +397,12 @@ int mock_answer_apply(lua_State *L, const struct csi_method *m, struct mock_repl
 		lua_pop(L, 1);
 		return -1;
 	}
-	if (apply_answer(&a, r) < 0) {
+	int rc = apply_answer(&a, r);
+	if (rc == -2) {
+		snprintf(msg, msglen, "%s's answer: forward = true needs --proxy-to", a.hook);
+		return -1;
+	}
+	if (rc < 0) {
 		snprintf(msg, msglen, "out of memory");
 		return -1;
 	}

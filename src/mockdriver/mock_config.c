@@ -6,7 +6,9 @@
  */
 #include "mock_config.h"
 
+#include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -175,6 +177,10 @@ static const struct goflag flags[] = {
         {"call-log", GOFLAG_OPT_STRING, AT(call_log_path), NULL, 0,
          "append one JSON line per call to this file (time, method, request, code, seconds)", NULL,
          NULL, false},
+        {"proxy-to", GOFLAG_OPT_STRING, AT(proxy_to), NULL, 0,
+         "forward every call to the driver at this address (as --csi-address takes it),\n"
+         "the script's hooks injecting faults on the way (README)",
+         NULL, NULL, false},
         {"quiet", GOFLAG_BOOL, AT(quiet), NULL, 0,
          "do not print a \"call method=M n=N\" line per call", NULL, NULL, false},
         {"verbose", GOFLAG_BOOL, AT(verbose), NULL, 0, "let gRPC's own log lines through to stderr",
@@ -182,6 +188,41 @@ static const struct goflag flags[] = {
 };
 
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
+
+/* path made absolute against the working directory (no file need exist). */
+static void absolute(const char *path, char *out, size_t len)
+{
+	char cwd[PATH_MAX];
+	if (path[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+		snprintf(out, len, "%s", path);
+	else
+		snprintf(out, len, "%s/%s", cwd, path);
+}
+
+/*
+ * --proxy-to: an address csi_address_parse takes, and not the socket we
+ * serve (the proxy would call itself). The reason goes to why.
+ */
+static const char *check_proxy_to(const struct mock_config *cfg, char *why, size_t whylen)
+{
+	struct csi_address a;
+	char ours[PATH_MAX + 8], theirs[PATH_MAX + 8];
+	switch (csi_address_parse(cfg->proxy_to, &a, why, whylen)) {
+	case CSI_ADDRESS_INVALID:
+		return why;
+	case CSI_ADDRESS_NEVER:
+		return "must not be empty";
+	case CSI_ADDRESS_GRPC:
+		return NULL;
+	case CSI_ADDRESS_UNIX:
+		break;
+	}
+	absolute(cfg->socket_path, ours, sizeof(ours));
+	absolute(a.path, theirs, sizeof(theirs));
+	if (strcmp(ours, theirs) == 0)
+		return "is the socket this driver serves (--csi-address): it would call itself";
+	return NULL;
+}
 
 /* --node-id's default: the host name, as a node plugin would report it. */
 static int default_node_id(struct mock_config *cfg)
@@ -231,6 +272,17 @@ enum mock_config_result mock_config_parse(struct mock_config *cfg, int argc, cha
 		goflag_usage(err, PROG, flags, N_FLAGS);
 		mock_config_free(cfg);
 		return MOCK_CONFIG_BAD_FLAG;
+	}
+	if (cfg->proxy_to) {
+		char why[512];
+		const char *reason = check_proxy_to(cfg, why, sizeof(why));
+		if (reason) {
+			fprintf(err, "invalid value \"%s\" for flag -proxy-to: %s\n", cfg->proxy_to,
+			        reason);
+			goflag_usage(err, PROG, flags, N_FLAGS);
+			mock_config_free(cfg);
+			return MOCK_CONFIG_BAD_FLAG;
+		}
 	}
 	if (!seen[goflag_find(flags, N_FLAGS, "node-id", 7)] && default_node_id(cfg) < 0) {
 		fputs(PROG ": out of memory\n", err);

@@ -47,8 +47,9 @@ struct mock_config {
 	struct mock_caps controller_caps; /* ControllerGetCapabilities */
 	char *script_path;                /* --script; NULL: the flags answer every call */
 	char *call_log_path;              /* --call-log; NULL: no call log */
-	bool quiet;                       /* no "call method=..." lines */
-	bool verbose;                     /* let gRPC's own log lines through to stderr */
+	char *proxy_to; /* --proxy-to: the backend driver's address; NULL: answer calls ourselves */
+	bool quiet;     /* no "call method=..." lines */
+	bool verbose;   /* let gRPC's own log lines through to stderr */
 };
 
 enum mock_config_result {

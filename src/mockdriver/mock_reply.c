@@ -84,6 +84,9 @@ static int status_from_flags(struct mock_reply *r, const struct mock_config *cfg
 		r->delay_ns = a->delay_ns;
 		r->hang = a->hang;
 		r->message = strdup(a->message);
+	} else if (k == MOCK_KIND_OTHER && !m) {
+		r->code = GRPC_STATUS_UNIMPLEMENTED; /* an unknown path (a proxy forwards it) */
+		r->message = strdup("");
 	} else if (k == MOCK_KIND_OTHER) {
 		snprintf(text, sizeof(text),
 		         "csi-mock-driver does not implement %s (a --script hook %s can answer it)",
@@ -119,6 +122,14 @@ int mock_reply_from_flags(struct mock_reply *r, const struct mock_config *cfg,
 	    mock_topology_copy(&r->topology, &cfg->topology) < 0) {
 		mock_reply_clear(r);
 		return -1;
+	}
+	if (cfg->proxy_to) {
+		/* A proxy forwards every call, known method or not; the answer flags do not apply.
+		 */
+		r->forward = true;
+		r->code = GRPC_STATUS_OK;
+		r->delay_ns = 0;
+		r->hang = false;
 	}
 	return 0;
 }

@@ -60,6 +60,9 @@ struct mock_reply {
 	enum mock_action action;
 	int exit_code; /* MOCK_ACTION_EXIT */
 	size_t size;   /* MOCK_ACTION_OVERSIZED_RESPONSE: total message bytes */
+	/* --proxy-to (mock_proxy.h) */
+	bool forward; /* pass the call to the backend (after delay_ns) instead of answering */
+	bool replace; /* forward, then answer with code and message instead of the backend */
 };
 
 /* The kind of method m (NULL, an unknown method, is MOCK_KIND_OTHER). */
@@ -74,7 +77,8 @@ size_t mock_method_index(const struct csi_method *m);
 /*
  * Fills r with the flags' answer for method m: Probe and GetPluginInfo as
  * their flags say, the other read-only calls OK at once with their flags'
- * data, every other method UNIMPLEMENTED. 0, or -1 when out of memory (r
+ * data, every other method UNIMPLEMENTED; with --proxy-to, forward (m may
+ * then be NULL, an unknown method). 0, or -1 when out of memory (r
  * then holds nothing to free).
  */
 int mock_reply_from_flags(struct mock_reply *r, const struct mock_config *cfg,

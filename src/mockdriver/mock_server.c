@@ -26,6 +26,10 @@
  *
  * Methods are those of csi_methods.h, by path; any other path is "other" and
  * answered UNIMPLEMENTED, with no hook to ask.
+ *
+ * With --proxy-to (mock_proxy.h) the answer is decided once the request is
+ * in, and is to forward the call to the backend unless a hook says
+ * otherwise; a forward holds a reference on its call until it is over.
  */
 #include "mock_server.h"
 
@@ -50,7 +54,9 @@
 #include "csi_methods.h"
 #include "log.h"
 #include "mock_listener.h"
+#include "mock_proxy.h"
 #include "mock_response.h"
+#include "mock_tag.h"
 
 /* The label of an unknown method in "call method=<label>" lines. */
 #define OTHER_LABEL "other"
@@ -58,19 +64,12 @@
 /* How long to keep polling after shutdown so gRPC can finish tearing down (see below). */
 #define TEARDOWN_GRACE_MS 100
 
-/* What a completion is about. Every tag handed to gRPC is a struct mock_tag. */
-enum tag_kind { TAG_ACCEPT, TAG_RECV, TAG_CLOSE, TAG_REPLY, TAG_SHUTDOWN };
-
-struct mock_tag {
-	enum tag_kind kind;
-	struct mock_call *call; /* NULL for TAG_SHUTDOWN */
-};
-
 /* How a call ended for its client, as far as we know: the call log's "code". */
 enum call_outcome {
-	OUTCOME_NONE,     /* not answered: ended by the client, a deadline or shutdown */
-	OUTCOME_ANSWERED, /* the reply batch (with reply.code) started */
-	OUTCOME_CLOSED,   /* the close_connection action: the client sees UNAVAILABLE */
+	OUTCOME_NONE,      /* not answered: ended by the client, a deadline or shutdown */
+	OUTCOME_ANSWERED,  /* the reply batch (with reply.code) started */
+	OUTCOME_CLOSED,    /* the close_connection action: the client sees UNAVAILABLE */
+	OUTCOME_FORWARDED, /* a forward ended: forwarded.code is what the client got */
 };
 
 struct mock_call {
@@ -86,11 +85,14 @@ struct mock_call {
 	gpr_timespec arrived, arrived_wall; /* GPR_CLOCK_MONOTONIC, GPR_CLOCK_REALTIME */
 	gpr_timespec ended;                 /* when RECV_CLOSE_ON_SERVER completed */
 	enum call_outcome outcome;
-	struct mock_reply reply;    /* decided on arrival */
-	grpc_byte_buffer *response; /* lives until the reply batch completes */
-	grpc_slice status_details;  /* likewise */
-	gpr_timespec due;           /* reply time while pending */
-	bool pending;               /* in the server's pending list */
+	struct mock_reply reply; /* decided on arrival (proxying: once the request is in) */
+	struct mock_forward_result forwarded; /* OUTCOME_FORWARDED */
+	struct mock_server *server;           /* for a forward's end (on_forwarded) */
+	unsigned long number;                 /* its method's call number, from 1 */
+	grpc_byte_buffer *response;           /* lives until the reply batch completes */
+	grpc_slice status_details;            /* likewise */
+	gpr_timespec due;                     /* reply time while pending */
+	bool pending;                         /* in the server's pending list */
 	struct mock_call *prev, *next;
 	int refs; /* batches in flight + 1 while pending */
 	struct mock_tag accept_tag, recv_tag, close_tag, reply_tag;
@@ -100,9 +102,10 @@ struct mock_server {
 	const struct mock_config *cfg;
 	struct mock_script *script; /* borrowed; NULL without --script */
 	FILE *out;
-	struct mock_call_log *log; /* borrowed; NULL without --call-log */
-	bool log_failed;           /* a write failed: said once, not per call */
-	gpr_timespec started_at;   /* call.elapsed counts from here */
+	struct mock_call_log *log;    /* borrowed; NULL without --call-log */
+	struct mock_backend *backend; /* --proxy-to; NULL: we answer calls ourselves */
+	bool log_failed;              /* a write failed: said once, not per call */
+	gpr_timespec started_at;      /* call.elapsed counts from here */
 	struct mock_listener *listener;
 	grpc_server_credentials *creds; /* for grpc_server_add_channel_from_fd */
 	bool grpc_started;              /* grpc_init called: grpc_shutdown owed */
@@ -142,10 +145,10 @@ static struct mock_call *call_new(void)
 	grpc_call_details_init(&c->details);
 	grpc_metadata_array_init(&c->request_md);
 	c->status_details = grpc_empty_slice();
-	c->accept_tag = (struct mock_tag){TAG_ACCEPT, c};
-	c->recv_tag = (struct mock_tag){TAG_RECV, c};
-	c->close_tag = (struct mock_tag){TAG_CLOSE, c};
-	c->reply_tag = (struct mock_tag){TAG_REPLY, c};
+	c->accept_tag = (struct mock_tag){.kind = TAG_ACCEPT, .call = c};
+	c->recv_tag = (struct mock_tag){.kind = TAG_RECV, .call = c};
+	c->close_tag = (struct mock_tag){.kind = TAG_CLOSE, .call = c};
+	c->reply_tag = (struct mock_tag){.kind = TAG_REPLY, .call = c};
 	return c;
 }
 
@@ -179,6 +182,8 @@ static int client_code(const struct mock_call *c)
 	switch (c->outcome) {
 	case OUTCOME_CLOSED:
 		return GRPC_STATUS_UNAVAILABLE;
+	case OUTCOME_FORWARDED:
+		return c->forwarded.code;
 	case OUTCOME_ANSWERED:
 		if (!c->cancelled) /* the status went out before the call ended */
 			return c->reply.code;
@@ -304,14 +309,15 @@ static double seconds_since(gpr_timespec t)
 }
 
 /*
- * Decides c's answer on arrival: the flags', unless the script's hook
- * overrides it. Unknown methods are UNIMPLEMENTED, with no hook to ask.
+ * Decides c's answer: the flags', unless the script's hook overrides it.
+ * Unknown methods are UNIMPLEMENTED (a proxy forwards them), with no hook
+ * to ask.
  */
 static void decide_reply(struct mock_server *s, struct mock_call *c, unsigned long n)
 {
 	char err[2048]; /* a script error can name every capability */
 
-	if (!c->method) {
+	if (!c->method && !s->backend) {
 		c->reply.code = GRPC_STATUS_UNIMPLEMENTED;
 		return;
 	}
@@ -319,8 +325,9 @@ static void decide_reply(struct mock_server *s, struct mock_call *c, unsigned lo
 		mock_reply_set_error(&c->reply, "csi-mock-driver: out of memory");
 		return;
 	}
-	if (s->script && mock_script_answer(s->script, c->method, n, seconds_since(s->started_at),
-	                                    &c->reply, err, sizeof(err)) < 0)
+	if (s->script && c->method &&
+	    mock_script_answer(s->script, c->method, n, seconds_since(s->started_at), &c->reply,
+	                       err, sizeof(err)) < 0)
 		LOG_E("Script error", "err", err);
 }
 
@@ -356,6 +363,31 @@ static void close_connection(struct mock_call *c)
 	grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAVAILABLE, "connection closed", NULL);
 }
 
+static void on_forwarded(const struct mock_forward_result *r, void *arg);
+static void send_reply(struct mock_server *s, struct mock_call *c);
+
+/*
+ * Passes c to the backend (mock_proxy.h), its answer's code and message
+ * replacing the backend's status when the hook asked so. Unless it cannot
+ * start: then the client gets INTERNAL at once.
+ */
+static void forward(struct mock_server *s, struct mock_call *c)
+{
+	struct mock_forward_opts opts = {
+	        .replace = c->reply.replace, .code = c->reply.code, .message = c->reply.message};
+	c->refs++; /* the forward's, dropped in on_forwarded */
+	c->outcome = OUTCOME_FORWARDED;
+	c->forwarded.code = GRPC_STATUS_CANCELLED;
+	if (mock_forward_start(s->backend, s->cq, c->call, &c->details, &c->request_md,
+	                       c->received ? c->request : NULL, &opts, on_forwarded, c))
+		return;
+	c->refs--;
+	c->outcome = OUTCOME_NONE;
+	c->reply.forward = false;
+	mock_reply_set_error(&c->reply, "csi-mock-driver: cannot forward the call: out of memory");
+	send_reply(s, c);
+}
+
 /*
  * Carries out the reply's action, then (unless the action replaces it)
  * sends the final answer in one batch. Success: initial metadata, the
@@ -374,6 +406,10 @@ static void send_reply(struct mock_server *s, struct mock_call *c)
 
 	if (c->closed)
 		return; /* cancelled or past its deadline: nobody to answer */
+	if (r->forward && s->backend && r->action == MOCK_ACTION_NONE) {
+		forward(s, c);
+		return;
+	}
 	switch (r->action) {
 	case MOCK_ACTION_EXIT:
 		/* The connection dies with us: the client sees UNAVAILABLE. */
@@ -510,8 +546,11 @@ static void on_accept(struct mock_server *s, struct mock_call *c, int ok)
 	c->accepted = true;
 	c->arrived = gpr_now(GPR_CLOCK_MONOTONIC);
 	c->arrived_wall = gpr_now(GPR_CLOCK_REALTIME);
+	c->server = s;
 	c->method = classify(c->details.method);
-	decide_reply(s, c, print_call_line(s, c->method));
+	c->number = print_call_line(s, c->method);
+	if (!s->backend)
+		decide_reply(s, c, c->number); /* a proxy decides once the request is in */
 
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_MESSAGE;
@@ -528,9 +567,12 @@ static void on_accept(struct mock_server *s, struct mock_call *c, int ok)
 
 	if (atomic_load(&s->stopping))
 		grpc_call_cancel(c->call, NULL); /* raced with stop: do not outlive it */
-	else if (!reading)
+	else if (!reading) {
+		if (s->backend)
+			decide_reply(s, c, c->number);
 		schedule_reply(s, c); /* no request will come in: answer without it */
-	if (c->refs == 0) {           /* no batch started: no completion will free it */
+	}
+	if (c->refs == 0) { /* no batch started: no completion will free it */
 		c->refs = 1;
 		call_unref(s, c);
 	}
@@ -540,9 +582,19 @@ static void on_accept(struct mock_server *s, struct mock_call *c, int ok)
 static void on_request(struct mock_server *s, struct mock_call *c)
 {
 	c->received = true;
+	if (s->backend)
+		decide_reply(s, c, c->number);
 	if (!c->closed && !atomic_load(&s->stopping))
 		schedule_reply(s, c);
 	call_unref(s, c);
+}
+
+/* c's forward is over: what its client got is kept for the call log. */
+static void on_forwarded(const struct mock_forward_result *r, void *arg)
+{
+	struct mock_call *c = arg;
+	c->forwarded = *r;
+	call_unref(c->server, c);
 }
 
 /* The call is over: answered, cancelled, or past its deadline. */
@@ -575,6 +627,9 @@ static void dispatch(struct mock_server *s, struct mock_tag *tag, int ok)
 		break;
 	case TAG_SHUTDOWN:
 		s->shutdown_done = true;
+		break;
+	case TAG_FORWARD:
+		mock_forward_event(tag, ok, atomic_load(&s->stopping));
 		break;
 	}
 }
@@ -654,7 +709,7 @@ struct mock_server *mock_server_new(const struct mock_config *cfg, struct mock_s
 	s->script = script;
 	s->log = log;
 	s->out = out;
-	s->shutdown_tag = (struct mock_tag){TAG_SHUTDOWN, NULL};
+	s->shutdown_tag = (struct mock_tag){.kind = TAG_SHUTDOWN};
 	atomic_init(&s->stopping, false);
 
 	grpc_log_enabled = cfg->verbose;
@@ -666,7 +721,19 @@ struct mock_server *mock_server_new(const struct mock_config *cfg, struct mock_s
 	s->started_at = gpr_now(GPR_CLOCK_MONOTONIC);
 
 	s->cq = grpc_completion_queue_create_for_next(NULL);
-	s->server = grpc_server_create(NULL, NULL);
+	if (cfg->proxy_to) {
+		s->backend = mock_backend_new(cfg->proxy_to, why, sizeof(why));
+		if (!s->backend) {
+			snprintf(err, errlen, "cannot proxy to %s: %s", cfg->proxy_to, why);
+			goto fail;
+		}
+	}
+	/* A proxy takes requests of any size: the backend's limit applies, not ours. */
+	grpc_arg unlimited = {.type = GRPC_ARG_INTEGER,
+	                      .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+	                      .value.integer = -1};
+	grpc_channel_args server_args = {.num_args = 1, .args = &unlimited};
+	s->server = grpc_server_create(s->backend ? &server_args : NULL, NULL);
 	s->creds = grpc_insecure_server_credentials_create();
 	grpc_server_register_completion_queue(s->server, s->cq, NULL);
 	grpc_server_start(s->server);
@@ -750,6 +817,7 @@ void mock_server_free(struct mock_server *s)
 	}
 	if (s->creds)
 		grpc_server_credentials_release(s->creds);
+	mock_backend_free(s->backend); /* every forward ended with the queue's drain */
 	if (s->grpc_started)
 		grpc_shutdown_blocking();
 	free(s->counts);
