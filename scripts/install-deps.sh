@@ -15,7 +15,8 @@ STATIC="libc-ares-dev zlib1g-dev libabsl-dev libssl-dev libre2-dev"
 # clang's sanitizer runtime for the checked builds, whose libclang-rt-14-dev
 # also holds libFuzzer (scripts/fuzz.sh); procps for ps in bench.
 # prometheus brings promtool and a real server for the metrics tests.
-TEST="lua5.4 lua-busted python3 curl valgrind clang clang-format libclang-rt-14-dev procps iproute2 prometheus nodejs $(command -v npm >/dev/null 2>&1 || echo npm)"
+# python3-grpcio, python3-protobuf, protobuf-compiler: csi_pydriver.py, a CSI driver sharing no code with ours.
+TEST="lua5.4 lua-busted python3 python3-grpcio python3-protobuf protobuf-compiler curl valgrind clang clang-format libclang-rt-14-dev procps iproute2 prometheus nodejs $(command -v npm >/dev/null 2>&1 || echo npm)"
 
 # Benchmark: wrk drives the load (bench/run.sh).
 BENCH="wrk curl procps"

@@ -98,8 +98,21 @@ int mock_call_log_write(struct mock_call_log *log, const struct mock_call_record
 	mock_pbjson_write_string(out, rec->method, rec->method_len);
 	fputs(",\"request\":", out);
 	put_request(out, rec);
-	fprintf(out, ",\"code\":\"%s\",\"seconds\":%.6f}\n", grpc_status_canonical_name(rec->code),
+	fprintf(out, ",\"code\":\"%s\",\"seconds\":%.6f", grpc_status_canonical_name(rec->code),
 	        rec->seconds > 0 ? rec->seconds : 0.0);
+	if (rec->proxy) {
+		fputs(",\"backend\":", out);
+		if (rec->backend_code < 0)
+			fputs("null", out);
+		else
+			fprintf(out, "\"%s\"", grpc_status_canonical_name(rec->backend_code));
+		fputs(",\"injected\":", out);
+		if (rec->injected)
+			mock_pbjson_write_string(out, rec->injected, strlen(rec->injected));
+		else
+			fputs("null", out);
+	}
+	fputs("}\n", out);
 	if (fclose(out) != 0) {
 		free(line);
 		errno = ENOMEM;

@@ -14,6 +14,14 @@
  *   code     the gRPC status the client got, by its canonical name
  *   seconds  from arrival to the end of the call
  *
+ * With --proxy-to two more keys follow (mock_proxy.h):
+ *
+ *   backend  the status the backend answered, by name; null when the call
+ *            never reached it (answered instead, or its socket missing)
+ *   injected what the script did to the call, e.g. "delay 0.5s",
+ *            "answered UNAVAILABLE", "status replaced with INTERNAL",
+ *            "hang", "action close_connection"; null when it passed untouched
+ *
  * The file is opened O_APPEND and each line written with one write(), so
  * several drivers may share a file, and a line is on disk (in the page
  * cache) when the call has ended.
@@ -21,6 +29,7 @@
 #ifndef MOCK_CALL_LOG_H
 #define MOCK_CALL_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -38,6 +47,10 @@ struct mock_call_record {
 	size_t request_len;
 	int code; /* gRPC status code */
 	double seconds;
+	/* --proxy-to: two more keys */
+	bool proxy;
+	int backend_code;     /* "backend": the backend's status; -1: null (never reached it) */
+	const char *injected; /* "injected": what the hook did to the call; NULL: null (nothing) */
 };
 
 /* Opens (creating, mode 0644) path for appending. NULL with "PATH: reason" in err. */

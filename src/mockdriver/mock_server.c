@@ -52,6 +52,7 @@
 #include <grpc/support/time.h>
 
 #include "csi_methods.h"
+#include "grpc_status.h"
 #include "log.h"
 #include "mock_listener.h"
 #include "mock_proxy.h"
@@ -194,11 +195,49 @@ static int client_code(const struct mock_call *c)
 	return GRPC_STATUS_CANCELLED; /* the client gave up (or shutdown came) before an answer */
 }
 
+/*
+ * What the script did to a proxied call, for the call log (into buf); NULL
+ * when it passed untouched.
+ */
+static const char *injected(const struct mock_call *c, char *buf, size_t len)
+{
+	const struct mock_reply *r = &c->reply;
+	static const char *const actions[] = {
+	        [MOCK_ACTION_EXIT] = "exit",
+	        [MOCK_ACTION_REMOVE_SOCKET] = "remove_socket",
+	        [MOCK_ACTION_STOP_ACCEPTING] = "stop_accepting",
+	        [MOCK_ACTION_START_ACCEPTING] = "start_accepting",
+	        [MOCK_ACTION_CLOSE_CONNECTION] = "close_connection",
+	        [MOCK_ACTION_INVALID_RESPONSE] = "invalid_response",
+	        [MOCK_ACTION_OVERSIZED_RESPONSE] = "oversized_response",
+	};
+	size_t n = 0;
+	buf[0] = '\0';
+	if (r->delay_ns > 0)
+		n += (size_t)snprintf(buf + n, len - n, "delay %.3gs, ", (double)r->delay_ns / 1e9);
+	if (n >= len)
+		n = len - 1;
+	if (r->hang)
+		snprintf(buf + n, len - n, "hang");
+	else if (r->action != MOCK_ACTION_NONE &&
+	         (size_t)r->action < sizeof(actions) / sizeof(*actions))
+		snprintf(buf + n, len - n, "action %s", actions[r->action]);
+	else if (r->forward && r->replace)
+		snprintf(buf + n, len - n, "status replaced with %s",
+		         grpc_status_canonical_name(r->code));
+	else if (!r->forward)
+		snprintf(buf + n, len - n, "answered %s", grpc_status_canonical_name(r->code));
+	else if (n >= 2)
+		buf[n - 2] = '\0'; /* only delayed: "delay 0.5s" */
+	return buf[0] ? buf : NULL;
+}
+
 /* Writes c's call log line (when there is a log), as the client saw it end: code at end. */
 static void log_call(struct mock_server *s, const struct mock_call *c, int code, gpr_timespec end)
 {
 	grpc_slice request = grpc_empty_slice();
 	grpc_byte_buffer_reader reader;
+	char what[160];
 	struct mock_call_record rec = {
 	        .arrived = {.tv_sec = (time_t)c->arrived_wall.tv_sec,
 	                    .tv_nsec = c->arrived_wall.tv_nsec},
@@ -209,6 +248,9 @@ static void log_call(struct mock_server *s, const struct mock_call *c, int code,
 	        .request_type = c->method ? c->method->request : NULL,
 	        .code = code,
 	        .seconds = seconds_between(c->arrived, end),
+	        .proxy = s->backend != NULL,
+	        .backend_code = c->outcome == OUTCOME_FORWARDED ? c->forwarded.backend : -1,
+	        .injected = s->backend ? injected(c, what, sizeof(what)) : NULL,
 	};
 
 	if (!s->log)
