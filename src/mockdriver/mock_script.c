@@ -176,20 +176,98 @@ void mock_script_free(struct mock_script *s)
 
 /* ---- one call --------------------------------------------------------------------------- */
 
+/* A varint at *p (before end); false when cut or longer than 10 bytes. */
+static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Pushes the request's fields by number, as the wire has them: call.request[1]
+ * is field 1 (a string for length-delimited ones: a text, bytes, or a nested
+ * message's bytes; an integer otherwise). A field given twice keeps its first
+ * value. nil when the bytes are no protobuf message. No schema is needed, so
+ * every method's request can be looked at, e.g. NodePublishVolume's volume_id
+ * (field 1).
+ */
+static void push_request(lua_State *L, const struct mock_request *req)
+{
+	const uint8_t *p = req->bytes, *end = req->bytes + req->len;
+	if (!req->bytes) {
+		lua_pushnil(L);
+		return;
+	}
+	lua_newtable(L);
+	while (p < end) {
+		uint64_t tag, v;
+		if (!read_varint(&p, end, &tag) || tag >> 3 == 0 || tag >> 3 > 536870911)
+			goto bad;
+		lua_Integer field = (lua_Integer)(tag >> 3);
+		switch (tag & 7) {
+		case 0:
+			if (!read_varint(&p, end, &v))
+				goto bad;
+			lua_pushinteger(L, (lua_Integer)v);
+			break;
+		case 1:
+		case 5: {
+			size_t n = (tag & 7) == 1 ? 8 : 4;
+			if ((size_t)(end - p) < n)
+				goto bad;
+			v = 0;
+			for (size_t i = 0; i < n; i++)
+				v |= (uint64_t)p[i] << (8 * i);
+			p += n;
+			lua_pushinteger(L, (lua_Integer)v);
+			break;
+		}
+		case 2:
+			if (!read_varint(&p, end, &v) || v > (uint64_t)(end - p))
+				goto bad;
+			lua_pushlstring(L, (const char *)p, (size_t)v);
+			p += v;
+			break;
+		default: /* groups, or no wire type at all */
+			goto bad;
+		}
+		if (lua_rawgeti(L, -2, field) == LUA_TNIL) {
+			lua_pop(L, 1);
+			lua_rawseti(L, -2, field);
+		} else {
+			lua_pop(L, 2);
+		}
+	}
+	return;
+bad:
+	lua_pop(L, 1);
+	lua_pushnil(L);
+}
+
 /*
  * Runs in lua_pcall. Stack: hook, n, elapsed, method (a C string as light
- * userdata). Returns a new thread holding the hook and its call table, ready
- * to resume.
+ * userdata), request (a struct mock_request as light userdata). Returns a
+ * new thread holding the hook and its call table, ready to resume.
  */
 static int prepare_call(lua_State *L)
 {
 	lua_State *co;
+	const struct mock_request *req = lua_touserdata(L, 5);
 
+	lua_settop(L, 4);
 	lua_pushstring(L, lua_touserdata(L, 4));
 	lua_replace(L, 4);
 	co = lua_newthread(L); /* 5 */
 
-	lua_createtable(L, 0, 3); /* 6 */
+	lua_createtable(L, 0, 4); /* 6 */
+	push_request(L, req);
+	lua_setfield(L, 6, "request");
 	lua_pushvalue(L, 2);
 	lua_setfield(L, 6, "n");
 	lua_pushvalue(L, 3);
@@ -204,8 +282,10 @@ static int prepare_call(lua_State *L)
 }
 
 int mock_script_answer(struct mock_script *s, const struct csi_method *m, unsigned long n,
-                       double elapsed_s, struct mock_reply *r, char *err, size_t errlen)
+                       double elapsed_s, const struct mock_request *req, struct mock_reply *r,
+                       char *err, size_t errlen)
 {
+	static const struct mock_request none;
 	lua_State *L = sandbox_state(s->sb), *co;
 	int ref = s->hook_ref[mock_method_index(m)];
 	char msg[1536];
@@ -220,7 +300,8 @@ int mock_script_answer(struct mock_script *s, const struct csi_method *m, unsign
 	lua_pushinteger(L, (lua_Integer)n);
 	lua_pushnumber(L, elapsed_s);
 	lua_pushlightuserdata(L, (void *)m->name); /* made a string under pcall */
-	if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
+	lua_pushlightuserdata(L, (void *)(req ? req : &none));
+	if (lua_pcall(L, 5, 1, 0) != LUA_OK) {
 		snprintf(msg, sizeof(msg), "cannot start the hook: out of memory");
 		goto out;
 	}

@@ -29,6 +29,12 @@
 
 struct mock_script;
 
+/* The call's request message as it came (bytes NULL: none came, or not yet read). */
+struct mock_request {
+	const uint8_t *bytes;
+	size_t len;
+};
+
 /*
  * Reads and runs the file's top level. NULL with "file:line: reason" (or
  * "cannot read FILE: reason") in err when it cannot be used.
@@ -38,13 +44,15 @@ void mock_script_free(struct mock_script *s);
 
 /*
  * Asks the hook of method m (a csi_methods entry) about call number n at
- * elapsed_s. r holds the flags' answer on entry. Returns 0 when the hook is
+ * elapsed_s, with its request req (call.request: its fields by number; NULL
+ * or no bytes: nil). r holds the flags' answer on entry. Returns 0 when the hook is
  * absent or returned nil (r untouched), 1 when the hook decided (r
  * replaced), -1 when the script failed: r is then an INTERNAL answer and err
  * says why, for the log. A table from the hook of a method without flags
  * (MOCK_KIND_OTHER: UNIMPLEMENTED) starts from OK with an empty message.
  */
 int mock_script_answer(struct mock_script *s, const struct csi_method *m, unsigned long n,
-                       double elapsed_s, struct mock_reply *r, char *err, size_t errlen);
+                       double elapsed_s, const struct mock_request *req, struct mock_reply *r,
+                       char *err, size_t errlen);
 
 #endif

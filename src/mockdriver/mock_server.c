@@ -11,15 +11,16 @@
  *
  * Life of a call (struct mock_call):
  *   accept   grpc_server_request_call completed; another request is posted
- *            at once so a call can always be accepted. The answer (struct
- *            mock_reply) is decided now, by the flags or the script.
+ *            at once so a call can always be accepted; the call is counted.
  *   batches  RECV_MESSAGE (the request: kept for the call log, else
  *            unread) and RECV_CLOSE_ON_SERVER (tells us when the call is
  *            over, also when the client cancels or its deadline passes)
  *            start right away.
  *   request  once it is in (as a server's handler would, so the call log
- *            has it even when the answer is to exit), the reply batch starts
- *            at once, at its due time counted from arrival, or never (hang).
+ *            has it even when the answer is to exit), the answer (struct
+ *            mock_reply) is decided, by the flags or the script (whose hook
+ *            sees the request), and the reply batch starts at once, at its
+ *            due time counted from arrival, or never (hang).
  *   free     each batch in flight and the pending list hold one reference;
  *            when the last is dropped every batch has completed, so the
  *            call's --call-log line is written then, and the call freed.
@@ -27,9 +28,9 @@
  * Methods are those of csi_methods.h, by path; any other path is "other" and
  * answered UNIMPLEMENTED, with no hook to ask.
  *
- * With --proxy-to (mock_proxy.h) the answer is decided once the request is
- * in, and is to forward the call to the backend unless a hook says
- * otherwise; a forward holds a reference on its call until it is over.
+ * With --proxy-to (mock_proxy.h) the answer is to forward the call to the
+ * backend unless a hook says otherwise; a forward holds a reference on its
+ * call until it is over.
  */
 #include "mock_server.h"
 
@@ -86,7 +87,7 @@ struct mock_call {
 	gpr_timespec arrived, arrived_wall; /* GPR_CLOCK_MONOTONIC, GPR_CLOCK_REALTIME */
 	gpr_timespec ended;                 /* when RECV_CLOSE_ON_SERVER completed */
 	enum call_outcome outcome;
-	struct mock_reply reply; /* decided on arrival (proxying: once the request is in) */
+	struct mock_reply reply;              /* decided once the request is in */
 	struct mock_forward_result forwarded; /* OUTCOME_FORWARDED */
 	struct mock_server *server;           /* for a forward's end (on_forwarded) */
 	unsigned long number;                 /* its method's call number, from 1 */
@@ -367,10 +368,24 @@ static void decide_reply(struct mock_server *s, struct mock_call *c, unsigned lo
 		mock_reply_set_error(&c->reply, "csi-mock-driver: out of memory");
 		return;
 	}
-	if (s->script && c->method &&
-	    mock_script_answer(s->script, c->method, n, seconds_since(s->started_at), &c->reply,
-	                       err, sizeof(err)) < 0)
+	if (!s->script || !c->method)
+		return;
+	/* The hook sees the request's fields (call.request): flattened for it. */
+	grpc_slice bytes = grpc_empty_slice();
+	struct mock_request req = {NULL, 0};
+	grpc_byte_buffer_reader reader;
+	if (c->received && c->request && grpc_byte_buffer_reader_init(&reader, c->request)) {
+		bytes = grpc_byte_buffer_reader_readall(&reader);
+		grpc_byte_buffer_reader_destroy(&reader);
+		req.bytes = GRPC_SLICE_START_PTR(bytes);
+		req.len = GRPC_SLICE_LENGTH(bytes);
+		if (!req.bytes)
+			req.bytes = (const uint8_t *)""; /* an empty message is still a request */
+	}
+	if (mock_script_answer(s->script, c->method, n, seconds_since(s->started_at), &req,
+	                       &c->reply, err, sizeof(err)) < 0)
 		LOG_E("Script error", "err", err);
+	grpc_slice_unref(bytes);
 }
 
 /* "unknown method <path>", the details of an UNIMPLEMENTED reply. */
@@ -591,8 +606,6 @@ static void on_accept(struct mock_server *s, struct mock_call *c, int ok)
 	c->server = s;
 	c->method = classify(c->details.method);
 	c->number = print_call_line(s, c->method);
-	if (!s->backend)
-		decide_reply(s, c, c->number); /* a proxy decides once the request is in */
 
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_MESSAGE;
@@ -610,8 +623,7 @@ static void on_accept(struct mock_server *s, struct mock_call *c, int ok)
 	if (atomic_load(&s->stopping))
 		grpc_call_cancel(c->call, NULL); /* raced with stop: do not outlive it */
 	else if (!reading) {
-		if (s->backend)
-			decide_reply(s, c, c->number);
+		decide_reply(s, c, c->number);
 		schedule_reply(s, c); /* no request will come in: answer without it */
 	}
 	if (c->refs == 0) { /* no batch started: no completion will free it */
@@ -624,8 +636,7 @@ static void on_accept(struct mock_server *s, struct mock_call *c, int ok)
 static void on_request(struct mock_server *s, struct mock_call *c)
 {
 	c->received = true;
-	if (s->backend)
-		decide_reply(s, c, c->number);
+	decide_reply(s, c, c->number); /* once the request is in: the hook sees it */
 	if (!c->closed && !atomic_load(&s->stopping))
 		schedule_reply(s, c);
 	call_unref(s, c);

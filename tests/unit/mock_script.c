@@ -68,17 +68,17 @@ static void test_fields(void)
 	}
 	struct mock_reply r;
 	flags_answer(&r);
-	CHECK_INT(mock_script_answer(s, PROBE, 1, 0.0, &r, err, sizeof(err)), 0);
+	CHECK_INT(mock_script_answer(s, PROBE, 1, 0.0, NULL, &r, err, sizeof(err)), 0);
 	CHECK_INT(r.code, 0); /* nil: the flags' answer */
-	CHECK_INT(mock_script_answer(s, PROBE, 2, 0.0, &r, err, sizeof(err)), 1);
+	CHECK_INT(mock_script_answer(s, PROBE, 2, 0.0, NULL, &r, err, sizeof(err)), 1);
 	CHECK_INT(r.ready, MOCK_READY_FALSE);
 	CHECK_INT(r.delay_ns, 250000000);
-	CHECK_INT(mock_script_answer(s, PROBE, 3, 0.0, &r, err, sizeof(err)), 1);
+	CHECK_INT(mock_script_answer(s, PROBE, 3, 0.0, NULL, &r, err, sizeof(err)), 1);
 	CHECK_INT(r.code, GRPC_STATUS_UNAVAILABLE);
 	CHECK_STR(r.message, "Probe");
 	CHECK_INT(r.action, MOCK_ACTION_CLOSE_CONNECTION);
 	/* No get_plugin_info hook: the flags decide. */
-	CHECK_INT(mock_script_answer(s, INFO, 1, 0.0, &r, err, sizeof(err)), 0);
+	CHECK_INT(mock_script_answer(s, INFO, 1, 0.0, NULL, &r, err, sizeof(err)), 0);
 	mock_reply_clear(&r);
 	mock_script_free(s);
 }
@@ -110,7 +110,7 @@ static void test_wrong_answers(void)
 	for (unsigned long n = 1; n <= 6; n++) {
 		struct mock_reply r;
 		flags_answer(&r);
-		CHECK_INT(mock_script_answer(s, PROBE, n, 0.0, &r, err, sizeof(err)), -1);
+		CHECK_INT(mock_script_answer(s, PROBE, n, 0.0, NULL, &r, err, sizeof(err)), -1);
 		CHECK_INT(r.code, GRPC_STATUS_INTERNAL);
 		CHECK(strncmp(r.message, "probe hook: ", 12) == 0);
 		CHECK(strstr(r.message, path) != NULL);
@@ -126,7 +126,7 @@ static void test_wrong_answers(void)
 	}
 	struct mock_reply ok;
 	flags_answer(&ok);
-	CHECK_INT(mock_script_answer(s, PROBE, 7, 0.0, &ok, err, sizeof(err)), 1);
+	CHECK_INT(mock_script_answer(s, PROBE, 7, 0.0, NULL, &ok, err, sizeof(err)), 1);
 	CHECK_INT(ok.code, 0);
 	CHECK_INT(ok.ready, MOCK_READY_TRUE);
 	mock_reply_clear(&ok);
@@ -150,7 +150,7 @@ static void default_answer(const char *name, struct mock_reply *r)
 static int ask(struct mock_script *s, const char *name, unsigned long n, struct mock_reply *r)
 {
 	default_answer(name, r);
-	return mock_script_answer(s, method(name), n, 0.0, r, err, sizeof(err));
+	return mock_script_answer(s, method(name), n, 0.0, NULL, r, err, sizeof(err));
 }
 
 static void test_method_hooks(void)
@@ -244,6 +244,87 @@ static void test_method_hooks(void)
 }
 
 /* An answer the hook's method cannot take is INTERNAL, with the reason (mock_answer.h has all). */
+/*
+ * call.request: the request's fields by number, from its wire bytes (no
+ * schema): strings for length-delimited fields, integers otherwise, the
+ * first of a repeated field; nil without a request or for bytes that are
+ * no message. And, proxying (mock_proxy.h), what a table means.
+ */
+static void test_request_and_forwarding(void)
+{
+	struct mock_script *s = load(
+	        "local d = {}\n"
+	        "function d.node_publish_volume(call)\n"
+	        "  local r = call.request\n"
+	        "  if r == nil then return {code = 'INVALID_ARGUMENT', message = 'none'} end\n"
+	        "  return {code = 'NOT_FOUND', message = string.format('%s %s %s %s', r[1], r[2],\n"
+	        "    math.type(r[3]), tostring(r[9]))}\n"
+	        "end\n"
+	        "function d.probe(call)\n"
+	        "  if call.n == 1 then return {} end\n"
+	        "  if call.n == 2 then return {delay = 0.25} end\n"
+	        "  if call.n == 3 then return {code = 'UNAVAILABLE'} end\n"
+	        "  if call.n == 4 then return {forward = true, code = 'INTERNAL', message = 'x'} "
+	        "end\n"
+	        "  return {forward = false}\n"
+	        "end\n"
+	        "return d\n");
+	struct mock_reply r;
+	/* field 1 "vol-1", field 1 again (ignored), field 2 varint 7, field 3 fixed32 */
+	static const uint8_t wire[] = {0x0a, 5,    'v', 'o',  'l', '-', '1', 0x0a, 1,
+	                               'x',  0x10, 7,   0x1d, 1,   0,   0,   0};
+	struct mock_request req = {wire, sizeof(wire)};
+	default_answer("NodePublishVolume", &r);
+	CHECK_INT(mock_script_answer(s, method("NodePublishVolume"), 1, 0.0, &req, &r, err,
+	                             sizeof(err)),
+	          1);
+	CHECK_STR(r.message, "vol-1 7 integer nil");
+	mock_reply_clear(&r);
+	static const uint8_t bad[] = {0x0a, 9, 'c', 'u', 't'}; /* a length past the end */
+	struct mock_request cut = {bad, sizeof(bad)};
+	default_answer("NodePublishVolume", &r);
+	mock_script_answer(s, method("NodePublishVolume"), 2, 0.0, &cut, &r, err, sizeof(err));
+	CHECK_STR(r.message, "none");
+	mock_reply_clear(&r);
+
+	/* Proxying: the flags' answer forwards; a table keeps forwarding unless it answers. */
+	static const struct {
+		bool forward, replace;
+		int code;
+		int64_t delay_ns;
+	} want[] = {
+	        {true, false, 0, 0},         /* {} */
+	        {true, false, 0, 250000000}, /* a delay, then forwarded */
+	        {false, false, 14, 0},       /* answered instead */
+	        {true, true, 13, 0},         /* forwarded, status replaced */
+	        {false, false, 0, 0},        /* answered as the mock would */
+	};
+	char *argv[] = {"mock", "--csi-address=/tmp/a.sock", "--proxy-to=/tmp/b.sock", NULL};
+	struct mock_config cfg;
+	FILE *devnull = fopen("/dev/null", "w");
+	CHECK_INT(mock_config_parse(&cfg, 3, argv, devnull), MOCK_CONFIG_OK);
+	fclose(devnull);
+	for (unsigned long n = 1; n <= 5; n++) {
+		CHECK_INT(mock_reply_from_flags(&r, &cfg, method("Probe")), 0);
+		CHECK(r.forward);
+		CHECK_INT(
+		        mock_script_answer(s, method("Probe"), n, 0.0, NULL, &r, err, sizeof(err)),
+		        1);
+		CHECK_INT(r.forward, want[n - 1].forward);
+		CHECK_INT(r.replace, want[n - 1].replace);
+		CHECK_INT(r.code, want[n - 1].code);
+		CHECK(r.delay_ns == want[n - 1].delay_ns);
+		mock_reply_clear(&r);
+	}
+	mock_config_free(&cfg);
+	/* Without --proxy-to there is nowhere to forward to: the hook's answer is an error. */
+	default_answer("Probe", &r);
+	CHECK_INT(mock_script_answer(s, method("Probe"), 4, 0.0, NULL, &r, err, sizeof(err)), -1);
+	CHECK(strstr(err, "forward = true needs --proxy-to") != NULL);
+	mock_reply_clear(&r);
+	mock_script_free(s);
+}
+
 static void test_data_field_errors(void)
 {
 	struct mock_script *s = load("return {probe = function() return {node_id = 'x'} end,\n"
@@ -309,6 +390,7 @@ int main(void)
 	test_fields();
 	test_wrong_answers();
 	test_method_hooks();
+	test_request_and_forwarding();
 	test_data_field_errors();
 	test_load_errors();
 	unlink(path);
