@@ -4,6 +4,10 @@
 -- one with a failure by its timeout, and recover as soon as a new driver
 -- binds the same path.
 --
+-- With --proxy-to the healthy answers are the real driver's (forwarded), and
+-- it is the proxy that exits: the sidecar's socket dies, the driver behind
+-- it runs on.
+--
 --   csi-mock-driver --csi-address=/tmp/csi.sock --script=crash_loop.lua
 local CALLS = 5
 

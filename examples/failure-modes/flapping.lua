@@ -3,6 +3,9 @@
 -- kubelet failureThreshold, or a policy such as consecutive_failures.lua)
 -- tolerates before the driver is restarted.
 --
+-- With --proxy-to the healthy half is forwarded (the real driver's answer,
+-- whatever it is) and the failing half is answered by the proxy.
+--
 --   csi-mock-driver --csi-address=/tmp/csi.sock --script=flapping.lua
 local PERIOD = 2
 

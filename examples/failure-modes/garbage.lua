@@ -4,6 +4,9 @@
 -- sidecar must report each as a failed probe (Internal, ResourceExhausted)
 -- and never crash on them.
 --
+-- With --proxy-to the bad answers come from the proxy and the healthy ones
+-- are forwarded (the real driver's answer).
+--
 --   csi-mock-driver --csi-address=/tmp/csi.sock --script=garbage.lua
 local driver = {}
 

@@ -4,6 +4,10 @@
 -- container restarts until the driver answers; after FAILURES failed calls
 -- it answers normally.
 --
+-- With --proxy-to the failures come from the proxy and later calls are
+-- forwarded: the sidecar gets the real driver's name (name and
+-- vendor_version below apply only without --proxy-to).
+--
 --   csi-mock-driver --csi-address=/tmp/csi.sock --script=info_unavailable.lua
 local FAILURES = 2
 

@@ -5,13 +5,20 @@
 -- before it ever finishes starting; examples/policies/startup_grace.lua
 -- keeps it alive.
 --
+-- With --proxy-to the not-ready answers come from the proxy (forward =
+-- false: answer as the mock would; ready alone would be forwarded
+-- untouched) and afterwards Probe is forwarded to the real driver.
+--
 --   csi-mock-driver --csi-address=/tmp/csi.sock --script=slow_start.lua
 local INIT_SECONDS = 30
 
 local driver = {}
 
 function driver.probe(call)
-  return { ready = call.elapsed >= INIT_SECONDS }
+  if call.elapsed < INIT_SECONDS then
+    return { ready = false, forward = false }
+  end
+  return { ready = true }
 end
 
 return driver

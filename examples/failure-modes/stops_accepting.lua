@@ -4,6 +4,10 @@
 -- socket file is still there and new connections are queued by the kernel
 -- but never served, so every later probe times out.
 --
+-- With --proxy-to it is the proxy that stops accepting and closes the
+-- connection (the real driver behind it is untouched); the healthy answers
+-- are forwarded.
+--
 --   csi-mock-driver --csi-address=/tmp/csi.sock --script=stops_accepting.lua
 local CALLS = 3
 

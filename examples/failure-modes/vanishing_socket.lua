@@ -4,6 +4,9 @@
 -- checks the path before each probe, as a fresh connect would, and fails
 -- with "context deadline exceeded" from then on.
 --
+-- With --proxy-to the proxy removes its own socket, the one the sidecar
+-- dials; the other answers are forwarded.
+--
 --   csi-mock-driver --csi-address=/tmp/csi.sock --script=vanishing_socket.lua
 local CALLS = 3
 

@@ -3,6 +3,9 @@
 -- so only the probe timeout reveals the problem: the sidecar answers
 -- "context deadline exceeded" after --probe-timeout, every time.
 --
+-- With --proxy-to the hang is the proxy's; before it, Probe is forwarded to
+-- the real driver.
+--
 --   csi-mock-driver --csi-address=/tmp/csi.sock --script=wedged.lua
 local HEALTHY_SECONDS = 10
 

@@ -133,6 +133,21 @@ gen deep-check-controller deep_check_controller.lua "" \
 	"Deeper health, controller plugin: Probe, then ControllerGetCapabilities within the same
 # deadline, which must still claim CREATE_DELETE_VOLUME."
 
+# A ConfigMap named $1 with every examples/failure-modes/*.lua, as it is.
+failure_modes() {
+	cat <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: $1
+data:
+EOF
+	for f in ../failure-modes/*.lua; do
+		printf '  %s: |\n' "$(basename "$f")"
+		sed 's/^/    /' "$f"
+	done
+}
+
 # The failure lab: csi-mock-driver as the driver container, running one of
 # examples/failure-modes/*.lua (all of them ship in one ConfigMap), with the
 # sidecar and a livenessProbe, to watch what kubelet does with a failure.
@@ -147,16 +162,8 @@ gen deep-check-controller deep_check_controller.lua "" \
 #   kubectl logs csi-failure-lab -c liveness-probe
 # The images come from the Dockerfile (scripts/image.sh):
 # csi-mock-driver-c:latest (--target mock) and livenessprobe-c:latest.
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: csi-mock-driver-failure-modes
-data:
 EOF2
-	for f in ../failure-modes/*.lua; do
-		printf '  %s: |\n' "$(basename "$f")"
-		sed 's/^/    /' "$f"
-	done
+	failure_modes csi-mock-driver-failure-modes
 	cat <<EOF2
 ---
 apiVersion: v1
@@ -205,3 +212,147 @@ spec:
         name: csi-mock-driver-failure-modes
 EOF2
 } >failure-lab.yaml
+
+# The proxy lab: a real node plugin (the hostpath driver) behind
+# csi-mock-driver --proxy-to, which injects the failures of one of
+# examples/failure-modes/*.lua (all of them ship in its ConfigMap) into the
+# calls of kubelet, node-driver-registrar and the sidecar.
+{
+	cat <<EOF2
+# Proxy lab: the hostpath driver is the node plugin, but it serves
+# /csi-real/csi.sock; csi-mock-driver --proxy-to serves /csi/csi.sock, the
+# socket everyone else dials, and forwards every call to the driver except
+# those its script fails on purpose (README "Scripting failures";
+# examples/failure-modes/proxy_*.lua are written for this). The sidecar and
+# node-driver-registrar are set up as for any node plugin. Pick another
+# failure by changing --script, then watch:
+#   kubectl apply -f proxy.yaml
+#   kubectl logs hostpath-driver-proxy -c csi-proxy -f    (a line per call)
+#   kubectl get pod hostpath-driver-proxy -w              (RESTARTS: driver restarts)
+# The call log (a JSON line per call, with backend and injected) is in the
+# csi-proxy container, whose image has no shell:
+#   kubectl debug -it hostpath-driver-proxy --image=busybox:1.36 --target=csi-proxy \\
+#     -- cat /proc/1/root/var/log/csi-proxy/calls.jsonl
+# The images come from the Dockerfile (scripts/image.sh):
+# csi-mock-driver-c:latest (--target mock) and livenessprobe-c:latest.
+EOF2
+	failure_modes csi-proxy-failure-modes
+	cat <<EOF2
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hostpath-driver-proxy
+  labels:
+    app: hostpath-driver-proxy
+spec:
+  containers:
+    - name: hostpath-driver
+      image: registry.k8s.io/sig-storage/hostpathplugin:v1.11.0
+      args:
+        - --drivername=hostpath.csi.k8s.io
+        - --endpoint=unix:///csi-real/csi.sock
+        - --nodeid=\$(NODE_NAME)
+      env:
+        - name: NODE_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: spec.nodeName
+      securityContext:
+        privileged: true
+      ports:
+        - containerPort: 9808
+          name: healthz
+          protocol: TCP
+      livenessProbe:
+        failureThreshold: 5
+        httpGet:
+          path: /healthz
+          port: healthz
+        initialDelaySeconds: 10
+        timeoutSeconds: 3
+        periodSeconds: 2
+      volumeMounts:
+        - mountPath: /csi-real
+          name: real-socket-dir
+        - mountPath: /var/lib/kubelet/pods
+          mountPropagation: Bidirectional
+          name: mountpoint-dir
+        - mountPath: /var/lib/kubelet/plugins
+          mountPropagation: Bidirectional
+          name: plugins-dir
+        - mountPath: /csi-data-dir
+          name: csi-data-dir
+        - mountPath: /dev
+          name: dev-dir
+    - name: csi-proxy
+      image: csi-mock-driver-c:latest
+      args:
+        - --csi-address=/csi/csi.sock
+        - --proxy-to=/csi-real/csi.sock
+        - --script=/etc/failure/proxy_slow_probe.lua
+        - --call-log=/var/log/csi-proxy/calls.jsonl
+      volumeMounts:
+        - mountPath: /csi
+          name: socket-dir
+        - mountPath: /csi-real
+          name: real-socket-dir
+        - mountPath: /etc/failure
+          name: failure-modes
+          readOnly: true
+        - mountPath: /var/log/csi-proxy
+          name: call-log
+    - name: liveness-probe
+      image: livenessprobe-c:latest
+      args:
+        - --csi-address=/csi/csi.sock
+      volumeMounts:
+        - mountPath: /csi
+          name: socket-dir
+    - name: node-driver-registrar
+      image: registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.10.1
+      args:
+        - --csi-address=/csi/csi.sock
+        - --kubelet-registration-path=/var/lib/kubelet/plugins/hostpath.csi.k8s.io/csi.sock
+      volumeMounts:
+        - mountPath: /csi
+          name: socket-dir
+        - mountPath: /registration
+          name: registration-dir
+  volumes:
+    # The proxy's socket, on the host where kubelet dials it
+    # (--kubelet-registration-path).
+    - name: socket-dir
+      hostPath:
+        path: /var/lib/kubelet/plugins/hostpath.csi.k8s.io
+        type: DirectoryOrCreate
+    # The driver's own socket: only the driver and the proxy see it.
+    - name: real-socket-dir
+      emptyDir: {}
+    - name: failure-modes
+      configMap:
+        name: csi-proxy-failure-modes
+    - name: call-log
+      emptyDir: {}
+    - name: registration-dir
+      hostPath:
+        path: /var/lib/kubelet/plugins_registry
+        type: Directory
+    - name: mountpoint-dir
+      hostPath:
+        path: /var/lib/kubelet/pods
+        type: DirectoryOrCreate
+    - name: plugins-dir
+      hostPath:
+        path: /var/lib/kubelet/plugins
+        type: Directory
+    - name: csi-data-dir
+      hostPath:
+        path: /var/lib/csi-hostpath-data
+        type: DirectoryOrCreate
+    - name: dev-dir
+      hostPath:
+        path: /dev
+        type: Directory
+EOF2
+} >proxy.yaml

@@ -59,6 +59,8 @@ struct mock_forward {
 	size_t up_md_count;
 	grpc_byte_buffer *up_msg;   /* a client message on its way up */
 	grpc_byte_buffer *down_msg; /* a backend message on its way down */
+	grpc_byte_buffer *empty;    /* an OK replacement's message when the backend sent none */
+	unsigned down_sent;         /* messages sent down */
 	grpc_metadata_array down_initial_md, down_trailing_md;
 	grpc_status_code status;
 	grpc_slice details;
@@ -94,11 +96,14 @@ static void channel_open(struct mock_backend *b)
 	         .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
 	         .value.integer = 100},
 	        {.type = GRPC_ARG_INTEGER,
-	         .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-	         .value.integer = 100},
-	        {.type = GRPC_ARG_INTEGER,
 	         .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
 	         .value.integer = 1000},
+	        /*
+	         * Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC 1.51 also takes it as
+	         * the connect timeout, and at 100 ms a backend slow to finish its
+	         * handshake (stopped for a moment, or loaded) failed our calls,
+	         * which do not wait for a connection, with UNAVAILABLE.
+	         */
 	        /* One call up per call down: gRPC must not retry on its own. */
 	        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0},
 	        /* No size limit of ours: the backend's and the client's apply. */
@@ -184,6 +189,8 @@ static void forward_free(struct mock_forward *f)
 		grpc_byte_buffer_destroy(f->up_msg);
 	if (f->down_msg)
 		grpc_byte_buffer_destroy(f->down_msg);
+	if (f->empty)
+		grpc_byte_buffer_destroy(f->empty);
 	grpc_metadata_array_destroy(&f->down_initial_md);
 	grpc_metadata_array_destroy(&f->down_trailing_md);
 	grpc_slice_unref(f->details);
@@ -257,11 +264,21 @@ static void maybe_send_status(struct mock_forward *f)
 {
 	if (f->status_sent || f->down_stopped || !f->status_in || !f->down_done || f->down_busy)
 		return;
-	grpc_op ops[2];
+	grpc_op ops[3];
 	size_t n = 0;
 	memset(ops, 0, sizeof(ops));
 	n += initial_op(f, &ops[n]);
 	int code = f->opts.replace ? f->opts.code : (int)f->status;
+	if (f->opts.replace && code == GRPC_STATUS_OK && f->down_sent == 0) {
+		/*
+		 * OK in place of a failure: a unary client needs a message with it.
+		 * An empty one is every field at its default, which any CSI reply reads.
+		 */
+		grpc_slice none = grpc_empty_slice();
+		f->empty = grpc_raw_byte_buffer_create(&none, 1);
+		ops[n].op = GRPC_OP_SEND_MESSAGE;
+		ops[n++].data.send_message.send_message = f->empty;
+	}
 	if (f->opts.replace) {
 		f->sent_details =
 		        grpc_slice_from_copied_string(f->replace_message ? f->replace_message : "");
@@ -306,6 +323,7 @@ static void on_down_message(struct mock_forward *f, bool ok)
 	ops[n].op = GRPC_OP_SEND_MESSAGE;
 	ops[n++].data.send_message.send_message = f->down_msg;
 	f->down_busy = start(f, f->server, ops, n, DOWN_SEND);
+	f->down_sent += f->down_busy;
 }
 
 static void on_event(struct mock_forward *f, enum step step, bool ok, bool stopping)
@@ -361,7 +379,8 @@ static void on_event(struct mock_forward *f, enum step step, bool ok, bool stopp
 		break;
 	case STATUS:
 		f->status_in = true;
-		f->result.backend = (int)f->status;
+		/* A transport's UNAVAILABLE is no answer of the backend's: it was never reached. */
+		f->result.backend = backend_gone(f) ? -1 : (int)f->status;
 		maybe_send_status(f);
 		break;
 	case STATUS_SEND:

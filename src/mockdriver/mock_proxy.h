@@ -37,7 +37,7 @@ const char *mock_backend_display(const struct mock_backend *b);
 /* How a forward ends for the client (what the call log says). */
 struct mock_forward_result {
 	int code;      /* the status the client was sent (or CANCELLED: it went away first) */
-	int backend;   /* the backend's own status (-1: none came) */
+	int backend;   /* the backend's own status (-1: it was never reached) */
 	bool replaced; /* the status was replaced (mock_forward_opts) */
 	bool refused;  /* never reached the backend (its socket is missing) */
 };
