@@ -222,7 +222,7 @@ EOF2
 # Proxy lab: the hostpath driver is the node plugin, but it serves
 # /csi-real/csi.sock; csi-mock-driver --proxy-to serves /csi/csi.sock, the
 # socket everyone else dials, and forwards every call to the driver except
-# those its script fails on purpose (README "Scripting failures";
+# those its script fails on purpose (README "Testing your own driver's failure modes";
 # examples/failure-modes/proxy_*.lua are written for this). The sidecar and
 # node-driver-registrar are set up as for any node plugin. Pick another
 # failure by changing --script, then watch:

@@ -189,14 +189,23 @@ static const struct goflag flags[] = {
 
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
-/* path made absolute against the working directory (no file need exist). */
+/* path made absolute against the working directory (no file need exist); cut when too long. */
 static void absolute(const char *path, char *out, size_t len)
 {
 	char cwd[PATH_MAX];
-	if (path[0] == '/' || !getcwd(cwd, sizeof(cwd)))
-		snprintf(out, len, "%s", path);
-	else
-		snprintf(out, len, "%s/%s", cwd, path);
+	size_t n = 0, plen = strlen(path);
+	if (path[0] != '/' && getcwd(cwd, sizeof(cwd))) {
+		size_t clen = strlen(cwd);
+		if (clen + 1 < len) {
+			memcpy(out, cwd, clen);
+			out[clen] = '/';
+			n = clen + 1;
+		}
+	}
+	if (plen > len - 1 - n)
+		plen = len - 1 - n;
+	memcpy(out + n, path, plen);
+	out[n + plen] = '\0';
 }
 
 /*
