@@ -31,6 +31,11 @@ int mock_action_parse(const char *name)
 	return -1;
 }
 
+const char *mock_action_name(enum mock_action a)
+{
+	return (size_t)a < sizeof(action_names) / sizeof(action_names[0]) ? action_names[a] : "?";
+}
+
 /* By reply type, not by name: the table in csi_methods.c says which message each method returns. */
 enum mock_kind mock_kind_of(const struct csi_method *m)
 {

@@ -95,5 +95,7 @@ void mock_reply_clear(struct mock_reply *r);
 
 /* "exit", "remove_socket", ... → action; -1 for an unknown name. */
 int mock_action_parse(const char *name);
+/* The name of a, as scripts write it ("none" for MOCK_ACTION_NONE). */
+const char *mock_action_name(enum mock_action a);
 
 #endif

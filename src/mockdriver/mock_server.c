@@ -203,15 +203,6 @@ static int client_code(const struct mock_call *c)
 static const char *injected(const struct mock_call *c, char *buf, size_t len)
 {
 	const struct mock_reply *r = &c->reply;
-	static const char *const actions[] = {
-	        [MOCK_ACTION_EXIT] = "exit",
-	        [MOCK_ACTION_REMOVE_SOCKET] = "remove_socket",
-	        [MOCK_ACTION_STOP_ACCEPTING] = "stop_accepting",
-	        [MOCK_ACTION_START_ACCEPTING] = "start_accepting",
-	        [MOCK_ACTION_CLOSE_CONNECTION] = "close_connection",
-	        [MOCK_ACTION_INVALID_RESPONSE] = "invalid_response",
-	        [MOCK_ACTION_OVERSIZED_RESPONSE] = "oversized_response",
-	};
 	size_t n = 0;
 	buf[0] = '\0';
 	if (r->delay_ns > 0)
@@ -220,9 +211,8 @@ static const char *injected(const struct mock_call *c, char *buf, size_t len)
 		n = len - 1;
 	if (r->hang)
 		snprintf(buf + n, len - n, "hang");
-	else if (r->action != MOCK_ACTION_NONE &&
-	         (size_t)r->action < sizeof(actions) / sizeof(*actions))
-		snprintf(buf + n, len - n, "action %s", actions[r->action]);
+	else if (r->action != MOCK_ACTION_NONE)
+		snprintf(buf + n, len - n, "action %s", mock_action_name(r->action));
 	else if (r->forward && r->replace)
 		snprintf(buf + n, len - n, "status replaced with %s",
 		         grpc_status_canonical_name(r->code));
