@@ -36,8 +36,11 @@ const struct csi_method *csi_method_by_name(const char *name);
 /* The method at path (not NUL-terminated), or NULL. */
 const struct csi_method *csi_method_by_path(const char *path, size_t len);
 
-/* The methods ctx.call may make, for error messages: "GetPluginInfo, ...,
- * ControllerGetCapabilities". */
+/*
+ * The methods ctx.call may make, for error messages: "GetPluginInfo, ...,
+ * ControllerGetCapabilities", in the order the README and the issue list
+ * them (unit/csi_methods checks it names exactly the callable methods).
+ */
 const char *csi_callable_methods(void);
 
 #endif
