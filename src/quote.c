@@ -33,3 +33,16 @@ size_t quote_next(const char *s, size_t left, bool json, char tok[QUOTE_TOKEN_MA
 	memcpy(tok, p, (size_t)n);
 	return (size_t)n;
 }
+
+void quote_json_fwrite(FILE *out, const char *s, size_t len)
+{
+	fputc('"', out);
+	while (len > 0) {
+		char tok[QUOTE_TOKEN_MAX];
+		size_t used, n = quote_next(s, len, true, tok, &used);
+		fwrite(tok, 1, n, out);
+		s += used;
+		len -= used;
+	}
+	fputc('"', out);
+}

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define QUOTE_TOKEN_MAX 8
 
@@ -20,5 +21,8 @@
  * stands for (at least 1).
  */
 size_t quote_next(const char *s, size_t left, bool json, char tok[QUOTE_TOKEN_MAX], size_t *used);
+
+/* Writes the len bytes of s to out as a JSON string, quotes included. */
+void quote_json_fwrite(FILE *out, const char *s, size_t len);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "grpc_status.h"
 #include "mock_pbjson.h"
+#include "quote.h"
 
 struct mock_call_log {
 	int fd;
@@ -95,7 +96,7 @@ int mock_call_log_write(struct mock_call_log *log, const struct mock_call_record
 	fputs("{\"time\":", out);
 	put_time(out, rec->arrived);
 	fputs(",\"method\":", out);
-	mock_pbjson_write_string(out, rec->method, rec->method_len);
+	quote_json_fwrite(out, rec->method, rec->method_len);
 	fputs(",\"request\":", out);
 	put_request(out, rec);
 	fprintf(out, ",\"code\":\"%s\",\"seconds\":%.6f", grpc_status_canonical_name(rec->code),
@@ -108,7 +109,7 @@ int mock_call_log_write(struct mock_call_log *log, const struct mock_call_record
 			fprintf(out, "\"%s\"", grpc_status_canonical_name(rec->backend_code));
 		fputs(",\"injected\":", out);
 		if (rec->injected)
-			mock_pbjson_write_string(out, rec->injected, strlen(rec->injected));
+			quote_json_fwrite(out, rec->injected, strlen(rec->injected));
 		else
 			fputs("null", out);
 	}

@@ -8,20 +8,6 @@
 
 #include "quote.h"
 
-void mock_pbjson_write_string(FILE *out, const char *s, size_t len)
-{
-	fputc('"', out);
-	while (len > 0) {
-		char tok[QUOTE_TOKEN_MAX];
-		size_t used, n = quote_next(s, len, true, tok, &used);
-
-		fwrite(tok, 1, n, out);
-		s += used;
-		len -= used;
-	}
-	fputc('"', out);
-}
-
 static void put_base64(FILE *out, const ProtobufCBinaryData *b)
 {
 	static const char digits[] =
@@ -134,13 +120,13 @@ static void put_value(FILE *out, const ProtobufCFieldDescriptor *f, const void *
 	case PROTOBUF_C_TYPE_ENUM:
 		e = protobuf_c_enum_descriptor_get_value(f->descriptor, *(const int *)p);
 		if (e)
-			mock_pbjson_write_string(out, e->name, strlen(e->name));
+			quote_json_fwrite(out, e->name, strlen(e->name));
 		else
 			fprintf(out, "%d", *(const int *)p); /* a value newer than our proto */
 		break;
 	case PROTOBUF_C_TYPE_STRING:
 		s = *(const char *const *)p;
-		mock_pbjson_write_string(out, s ? s : "", s ? strlen(s) : 0);
+		quote_json_fwrite(out, s ? s : "", s ? strlen(s) : 0);
 		break;
 	case PROTOBUF_C_TYPE_BYTES:
 		put_base64(out, p);
@@ -211,7 +197,7 @@ static void put_message(FILE *out, const ProtobufCMessage *m, int depth)
 			continue;
 		fputs(first ? "" : ",", out);
 		first = false;
-		mock_pbjson_write_string(out, f->name, strlen(f->name));
+		quote_json_fwrite(out, f->name, strlen(f->name));
 		fputc(':', out);
 		if (f->label != PROTOBUF_C_LABEL_REPEATED) {
 			put_value(out, f, value, depth);

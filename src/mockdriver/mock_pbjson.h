@@ -21,7 +21,4 @@
 /* Writes m (NULL: null) to out. */
 void mock_pbjson_write(FILE *out, const ProtobufCMessage *m);
 
-/* Writes len bytes of s as a JSON string (escaped as quote.h says: always valid UTF-8). */
-void mock_pbjson_write_string(FILE *out, const char *s, size_t len);
-
 #endif

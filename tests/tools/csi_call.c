@@ -24,20 +24,6 @@
 #include "grpc_status.h"
 #include "quote.h"
 
-static void put_string(const char *s, size_t len)
-{
-	putchar('"');
-	while (len > 0) {
-		char tok[QUOTE_TOKEN_MAX];
-		size_t used, n = quote_next(s, len, true, tok, &used);
-
-		fwrite(tok, 1, n, stdout);
-		s += used;
-		len -= used;
-	}
-	putchar('"');
-}
-
 static void put_reply(grpc_byte_buffer *reply)
 {
 	grpc_byte_buffer_reader reader;
@@ -117,9 +103,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fputs("{\"code\":", stdout);
-	put_string(grpc_status_canonical_name(status), strlen(grpc_status_canonical_name(status)));
+	quote_json_fwrite(stdout, grpc_status_canonical_name(status),
+	                  strlen(grpc_status_canonical_name(status)));
 	fputs(",\"message\":", stdout);
-	put_string((const char *)GRPC_SLICE_START_PTR(details), GRPC_SLICE_LENGTH(details));
+	quote_json_fwrite(stdout, (const char *)GRPC_SLICE_START_PTR(details),
+	                  GRPC_SLICE_LENGTH(details));
 	fputs(",\"reply_hex\":", stdout);
 	put_reply(reply);
 	fputs("}\n", stdout);
