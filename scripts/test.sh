@@ -6,14 +6,16 @@
 #   3. rebuilds with AddressSanitizer + UndefinedBehaviorSanitizer and runs
 #      the unit and end-to-end tests again,
 #   4. runs the end-to-end tests against the daemon under valgrind,
-#   5. builds the fully static release binaries and checks they run,
-#   6. builds the libFuzzer targets with clang and runs each for 20 s
+#   5. builds the fully static release binaries and checks them: static,
+#      running, the /healthz exchange, their SBOMs (tests/release/),
+#   6. the same for arm64: cross-compiled, run under qemu-user-static,
+#   7. builds the libFuzzer targets with clang and runs each for 20 s
 #      (scripts/fuzz.sh).
 # Ends with one summary line per stage and "N passed, N failed".
-# STAGES (default "format build asan valgrind static fuzz") picks stages.
+# STAGES (default "format build asan valgrind static arm64 fuzz") picks stages.
 set -u
 cd "$(dirname "$0")/.."
-STAGES=${STAGES:-"format build asan valgrind static fuzz"}
+STAGES=${STAGES:-"format build asan valgrind static arm64 fuzz"}
 JOBS=$(nproc)
 root=$(pwd)
 results=""
@@ -38,7 +40,7 @@ record() { # stage, status (0 ok), detail [, log whose failures to quote]
 # What failed, for the summary: unittest's FAIL/ERROR headers and the
 # assertion lines under them (busted and the C tests print similar lines).
 failure_lines() {
-	grep -E '^(FAIL|ERROR): |^[A-Za-z.]*(Error|Exception): |^FAILED |Assertion|^[^ ]+:[0-9]+: ' "$1" |
+	grep -E '^(FAIL|ERROR): |^not ok - |FAIL: |^[A-Za-z.]*(Error|Exception): |^FAILED |Assertion|^[^ ]+:[0-9]+: ' "$1" |
 		head -12 | cut -c1-240 | tr '\\' '/' | sed 's/^/        /'
 }
 
@@ -113,15 +115,24 @@ for stage in $STAGES; do
 		tail -30 build-valgrind.log
 		record valgrind $rc "$(ctest_line build-valgrind.log)" build-valgrind.log
 		;;
-	static)
-		mkdir -p build-release
-		if configure_build build-release -DCMAKE_BUILD_TYPE=Release -DLP_STATIC=ON -DLP_TESTS=OFF &&
-			build-release/livenessprobe --version >/dev/null &&
-			! readelf -l build-release/livenessprobe | grep -q INTERP; then
-			record static 0 "livenessprobe $(stat -c %s build-release/livenessprobe) bytes, statically linked"
+	static | arm64)
+		# The release build for this machine (static) or cross-compiled for
+		# arm64 and run under qemu (arm64): scripts/build-release.sh, then
+		# tests/release/check_release.sh (static, machine type, --version,
+		# the /healthz exchange, the SBOMs).
+		arch=amd64
+		[ "$stage" = static ] || arch=arm64
+		dir=build-release
+		[ "$arch" = amd64 ] || dir=build-release-$arch
+		if ./scripts/build-release.sh --arch="$arch" "$dir" >"$dir.log" 2>&1; then
+			tests/release/check_release.sh "$dir" "$arch" >"$dir.check.log" 2>&1
+			rc=$?
+			cat "$dir.check.log"
+			record "$stage" $rc "$(tail -1 "$dir.check.log"); livenessprobe $(stat -c %s "$dir/livenessprobe") bytes" \
+				"$dir.check.log"
 		else
-			tail -30 build-release.build.log 2>/dev/null
-			record static 1 "static release build failed"
+			tail -30 "$dir.log"
+			record "$stage" 1 "release build for $arch failed ($dir.log)"
 		fi
 		;;
 	fuzz)

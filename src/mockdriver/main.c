@@ -71,6 +71,11 @@ int main(int argc, char **argv)
 	case MOCK_CONFIG_BAD_FLAG:
 		return 2;
 	}
+	if (cfg.version) {
+		printf("csi-mock-driver %s\n", LP_VERSION);
+		mock_config_free(&cfg);
+		return 0;
+	}
 	log_setup(0, LOG_FORMAT_TEXT, false);
 
 	if (cfg.script_path) {

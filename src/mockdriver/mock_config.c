@@ -185,6 +185,8 @@ static const struct goflag flags[] = {
          "do not print a \"call method=M n=N\" line per call", NULL, NULL, false},
         {"verbose", GOFLAG_BOOL, AT(verbose), NULL, 0, "let gRPC's own log lines through to stderr",
          NULL, NULL, false},
+        {"version", GOFLAG_BOOL, AT(version), NULL, 0, "print the version and exit", NULL, NULL,
+         false},
 };
 
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))

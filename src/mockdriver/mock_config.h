@@ -50,6 +50,7 @@ struct mock_config {
 	char *proxy_to; /* --proxy-to: the backend driver's address; NULL: answer calls ourselves */
 	bool quiet;     /* no "call method=..." lines */
 	bool verbose;   /* let gRPC's own log lines through to stderr */
+	bool version;   /* --version: print "csi-mock-driver VERSION" and exit 0 */
 };
 
 enum mock_config_result {

@@ -199,6 +199,13 @@ class ReadOnlyDefaults(ServiceCase):
                 self.assertIn("Usage of csi-mock-driver:", m.stderr())
                 self.assertFalse(os.path.exists(m.socket_path))
 
+    def test_version_prints_and_exits_0_without_serving(self):
+        r = subprocess.run([h.LP_MOCK, "--version", "--csi-address=" + os.path.join(self.tmp, "v.sock")],
+                           capture_output=True, text=True, timeout=h.scaled(10))
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        self.assertRegex(r.stdout, r"^csi-mock-driver [0-9]+\.[0-9]+\.[0-9]+\n$")
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "v.sock")))
+
     def test_call_log_that_cannot_be_opened_exits_2(self):
         path = os.path.join(self.tmp, "no", "such", "calls.jsonl")
         m = self.start_mock("--call-log=" + path, wait=False)
