@@ -18,7 +18,7 @@ arm64) machine="ARM aarch64" ;;
 	exit 2
 	;;
 esac
-what=$(file -b "$binary") || exit 1
+what=$(file -bL "$binary") || exit 1
 case $what in
 *", statically linked,"*) ;;
 *)

@@ -5,6 +5,7 @@
 #
 #   1. each binary is static and of ARCH's machine type, and the check
 #      refuses it for the other architecture (scripts/check-static.sh);
+#      an unknown --arch makes the scripts exit 2 naming the supported ones;
 #   2. each runs: --version, under qemu-user-static for a foreign ARCH
 #      (called directly: no binfmt registration needed);
 #   3. the demo's /healthz exchange between them, emulated the same way:
@@ -56,6 +57,21 @@ version_is() { # expected, command...
 		return 1
 	}
 }
+
+# An architecture the scripts do not build: exit 2 naming the ones they do.
+exits_2_naming_arches() {
+	out=$("$@" 2>&1)
+	rc=$?
+	[ "$rc" -eq 2 ] && printf '%s\n' "$out" | grep -q "unsupported architecture 'mips' (supported: amd64 arm64)" || {
+		echo "exit $rc: $out"
+		return 1
+	}
+}
+check "build-release.sh --arch=mips exits 2" exits_2_naming_arches "$root/scripts/build-release.sh" --arch=mips
+check "install-deps.sh --arch=mips exits 2" exits_2_naming_arches "$root/scripts/install-deps.sh" --arch=mips
+
+# A dynamic executable (the shell itself) is refused, whatever its machine.
+check "a dynamic executable is refused" refuses "$root/scripts/check-static.sh" "$(command -v sh)" "$arch"
 
 version=$(sed -n 's/^CMAKE_PROJECT_VERSION:[A-Z]*=//p' "$dir/CMakeCache.txt")
 for binary in livenessprobe csi-mock-driver; do
