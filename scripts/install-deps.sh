@@ -51,7 +51,10 @@ STATIC="libc-ares-dev zlib1g-dev libabsl-dev libssl-dev libre2-dev"
 # also holds libFuzzer (scripts/fuzz.sh); procps for ps in bench.
 # prometheus brings promtool and a real server for the metrics tests.
 # python3-grpcio, python3-protobuf, protobuf-compiler: csi_pydriver.py, a CSI driver sharing no code with ours.
-TEST="lua5.4 lua-busted python3 python3-grpcio python3-protobuf protobuf-compiler curl valgrind clang clang-format libclang-rt-14-dev procps iproute2 prometheus nodejs $(command -v npm >/dev/null 2>&1 || echo npm)"
+# golang-go, golang-google-grpc-dev (grpc-go 1.33), golang-goprotobuf-dev
+# (protoc-gen-go): csi-go-driver, a driver in Go like production ones
+# (tests/godriver/), built in GOPATH mode from Debian's sources.
+TEST="lua5.4 lua-busted python3 python3-grpcio python3-protobuf protobuf-compiler curl valgrind clang clang-format libclang-rt-14-dev procps iproute2 prometheus nodejs $(command -v npm >/dev/null 2>&1 || echo npm) golang-go golang-google-grpc-dev golang-goprotobuf-dev"
 
 # Benchmark: wrk drives the load (bench/run.sh).
 BENCH="wrk curl procps"

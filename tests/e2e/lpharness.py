@@ -252,9 +252,9 @@ class Proc:
 class Mock(Proc):
     """csi-mock-driver; its stdout says "listening PATH" and one line per call."""
 
-    def __init__(self, args, workdir, name, socket_path):
+    def __init__(self, args, workdir, name, socket_path, binary=None):
         self.socket_path = socket_path
-        super().__init__([LP_MOCK, "--csi-address=" + socket_path] + list(args),
+        super().__init__([binary or LP_MOCK, "--csi-address=" + socket_path] + list(args),
                          workdir, name)
 
     def wait_listening(self, timeout=10.0):
