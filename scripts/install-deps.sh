@@ -56,8 +56,9 @@ STATIC="libc-ares-dev zlib1g-dev libabsl-dev libssl-dev libre2-dev"
 # (tests/godriver/), built in GOPATH mode from Debian's sources.
 TEST="lua5.4 lua-busted python3 python3-grpcio python3-protobuf protobuf-compiler curl valgrind clang clang-format libclang-rt-14-dev procps iproute2 prometheus nodejs $(command -v npm >/dev/null 2>&1 || echo npm) golang-go golang-google-grpc-dev golang-goprotobuf-dev"
 
-# Benchmark: wrk drives the load (bench/run.sh).
-BENCH="wrk curl procps"
+# Benchmark: wrk drives the load, strace counts system calls, and
+# csi-go-driver (the Go toolchain, see TEST) is the second driver (bench/run.sh).
+BENCH="wrk curl procps strace golang-go golang-google-grpc-dev golang-goprotobuf-dev protobuf-compiler"
 
 # Release: python3 writes the SBOM (scripts/sbom.py); file checks that a
 # release binary is static and of the right machine.
