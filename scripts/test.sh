@@ -93,9 +93,11 @@ for stage in $STAGES; do
 		mkdir -p build-asan
 		if configure_build build-asan -DCMAKE_BUILD_TYPE=Debug -DLP_SANITIZE=ON; then
 			# gRPC's abseil keeps process-lifetime allocations; leaks are valgrind's job.
+			# test_godriver repeats test_healthz's rows (run here) against
+			# another peer: left out to keep CI within its time.
 			(cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 				UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-				LP_TIME_SCALE=3 ctest -j2 -L 'unit|e2e' --output-on-failure) >build-asan.log 2>&1
+				LP_TIME_SCALE=3 ctest -j2 -L 'unit|e2e' -E '^e2e/test_godriver$' --output-on-failure) >build-asan.log 2>&1
 			rc=$?
 			tail -30 build-asan.log
 			record "asan+ubsan" $rc "$(ctest_line build-asan.log)" build-asan.log
