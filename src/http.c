@@ -140,12 +140,33 @@ static void set_text_type(struct evhttp_request *req)
 }
 
 /*
+ * Writes an answer evhttp has queued (evhttp_send_reply) at once and
+ * finishes it as libevent's write event would, instead of waiting one loop
+ * pass for epoll to report the socket writable: two system calls fewer per
+ * answer (EPOLLOUT on, epoll_wait). Only for callers outside libevent's
+ * HTTP callbacks (a parked request's verdict, from a loop callback): there
+ * evhttp_send_done, which frees the request and starts reading the next
+ * one, may run right away, as it does from the write event. What cannot go
+ * out at once (a full socket buffer, an error) stays with the write event.
+ */
+static void write_now(struct evhttp_connection *evcon)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	struct evbuffer *out = bufferevent_get_output(bev);
+	if (evbuffer_write(out, bufferevent_getfd(bev)) < 0 || evbuffer_get_length(out) > 0)
+		return;
+	bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS);
+}
+
+/*
  * Sends status + body. HEAD gets the same headers, Content-Length included
  * (as Go sends it), and no body. 204 and 304 never carry a body (HTTP
- * forbids it; a policy may still pick those statuses).
+ * forbids it; a policy may still pick those statuses). at_once: write it
+ * at once (write_now; the request may be gone on return), for callers
+ * outside libevent's HTTP callbacks only.
  */
-static void reply(struct evhttp_request *req, int status, const char *reason, const char *body,
-                  size_t len)
+static void reply_now_or_later(struct evhttp_request *req, int status, const char *reason,
+                               const char *body, size_t len, bool at_once)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	bool bodyless = status == 204 || status == 304;
@@ -182,6 +203,15 @@ static void reply(struct evhttp_request *req, int status, const char *reason, co
 		bufferevent_disable(evhttp_connection_get_bufferevent(evcon), EV_READ);
 	if (buf)
 		evbuffer_free(buf);
+	if (at_once && evcon)
+		write_now(evcon);
+}
+
+/* An answer from within libevent's HTTP callbacks: written when epoll says so. */
+static void reply(struct evhttp_request *req, int status, const char *reason, const char *body,
+                  size_t len)
+{
+	reply_now_or_later(req, status, reason, body, len, false);
 }
 
 static void reply_not_found(struct evhttp_request *req)
@@ -292,10 +322,11 @@ static void on_verdict(const struct check_verdict *v, void *arg)
 		evbuffer_add(body, v->body, v->body_len);
 		status_render_verbose(p->server->routes.health, v->record, body);
 		size_t len = evbuffer_get_length(body);
-		reply(p->req, v->status, NULL, (const char *)evbuffer_pullup(body, -1), len);
+		reply_now_or_later(p->req, v->status, NULL, (const char *)evbuffer_pullup(body, -1),
+		                   len, true);
 		evbuffer_free(body);
 	} else {
-		reply(p->req, v->status, NULL, v->body, v->body_len);
+		reply_now_or_later(p->req, v->status, NULL, v->body, v->body_len, true);
 	}
 	free(p);
 }
