@@ -33,6 +33,9 @@ LP_BIN = os.path.abspath(
     os.environ.get("LP_BIN") or os.path.join(SOURCE_DIR, "build", "livenessprobe"))
 LP_MOCK = os.path.abspath(
     os.environ.get("LP_MOCK") or os.path.join(SOURCE_DIR, "build", "csi-mock-driver"))
+# csi-call (tests/tools/): one unary CSI call from the command line.
+CSI_CALL = os.path.abspath(
+    os.environ.get("LP_CSI_CALL") or os.path.join(os.path.dirname(LP_MOCK), "csi-call"))
 WRAPPER = shlex.split(os.environ.get("LP_WRAPPER", ""))
 TIME_SCALE = float(os.environ.get("LP_TIME_SCALE") or "1")
 
@@ -72,6 +75,17 @@ DEADLINE_BODY = ("rpc error: code = DeadlineExceeded "
 NOT_READY_BODY = "driver responded but is not ready"
 NOT_FOUND_BODY = "404 page not found\n"
 TEXT_TYPE = "text/plain; charset=utf-8"
+
+# CSI method paths the tests call or count.
+INFO = "/csi.v1.Identity/GetPluginInfo"
+PLUGIN_CAPS = "/csi.v1.Identity/GetPluginCapabilities"
+PROBE = "/csi.v1.Identity/Probe"
+NODE_INFO = "/csi.v1.Node/NodeGetInfo"
+NODE_CAPS = "/csi.v1.Node/NodeGetCapabilities"
+CONTROLLER_CAPS = "/csi.v1.Controller/ControllerGetCapabilities"
+STAGE = "/csi.v1.Node/NodeStageVolume"
+PUBLISH = "/csi.v1.Node/NodePublishVolume"
+CREATE = "/csi.v1.Controller/CreateVolume"
 
 # klog text header: Lmmdd hh:mm:ss.uuuuuu PID file:line] message
 KLOG_RE = re.compile(
@@ -513,6 +527,24 @@ def exchange(port, data, half_close=False, timeout=5.0):
             out += chunk
     finally:
         s.close()
+
+
+# How long a process's open descriptors may take to settle after a load.
+FD_SETTLE = scaled(3.0)
+
+
+def stable_fds(p, quiet=0.2):
+    """p's fd count once unchanged for quiet seconds (at most FD_SETTLE)."""
+    deadline = time.monotonic() + FD_SETTLE
+    last, since = p.fd_count(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        n = p.fd_count()
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last
 
 
 def free_port():

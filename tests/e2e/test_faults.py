@@ -42,7 +42,6 @@ EARLY_SLACK = 0.05                  # never this much before the deadline
 # The prober's own timeout: well past the deadline, so that a late answer
 # shows as late instead of as a kubelet timeout.
 KUBELET_TIMEOUT = PROBE_TIMEOUT + h.scaled(3.0)
-FD_SETTLE = h.scaled(3.0)
 
 SANITIZED = not h.WRAPPER and not h.RSS_MEANINGFUL
 # RSS tolerance of a row, in KiB. A plain build: +1 MiB (a row's new code
@@ -144,29 +143,16 @@ class FaultMatrixTest(h.LPTestCase):
         self.assertIn("ConnectionRefused", r.error or "", r)
         return r
 
-    def stable_fds(self, p, quiet=0.2, limit=None):
-        """p's fd count once unchanged for quiet seconds."""
-        deadline = time.monotonic() + (FD_SETTLE if limit is None else limit)
-        last, since = p.fd_count(), time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
-            n = p.fd_count()
-            if n != last:
-                last, since = n, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                break
-        return last
-
     def baseline(self, d):
         """(fds, rss KiB) of d before a row, after its warm-up."""
-        return self.stable_fds(d), d.rss_kib()
+        return h.stable_fds(d), d.rss_kib()
 
     def assertBackToBaseline(self, d, base, rss_tol_kib=RSS_TOL_KIB):
         """Alive, fds back to base[0] (after a settle), RSS within tolerance."""
         self.assertTrue(d.alive(), "daemon died (%s): %s"
                         % (d.returncode(), d.stderr()[-2000:]))
         base_fds, base_rss = base
-        deadline = time.monotonic() + FD_SETTLE
+        deadline = time.monotonic() + h.FD_SETTLE
         while d.fd_count() != base_fds and time.monotonic() < deadline:
             time.sleep(0.02)
         self.assertEqual(d.fd_count(), base_fds,
@@ -223,8 +209,8 @@ class FaultMatrixTest(h.LPTestCase):
         # reconnect backoff (from 100 ms, 1.6 times longer each) is at its
         # 1 s cap. Wall time of the daemon's timers, not a barrier.
         time.sleep(1.5)
-        fds_absent = self.stable_fds(d_absent, quiet=0.3)
-        fds_hang = self.stable_fds(d_hang)
+        fds_absent = h.stable_fds(d_absent, quiet=0.3)
+        fds_hang = h.stable_fds(d_hang)
         rss = (d_absent.rss_kib(), d_hang.rss_kib())
         refused = {d_absent: [], d_hang: []}
         lines = {}

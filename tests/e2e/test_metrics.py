@@ -20,11 +20,10 @@ import urllib.parse
 import urllib.request
 
 import lpharness as h
+from lpharness import INFO, PROBE
 
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPS = "csi_sidecar_operations_seconds"
-PROBE = "/csi.v1.Identity/Probe"
-INFO = "/csi.v1.Identity/GetPluginInfo"
 BUCKETS = ["0.1", "0.25", "0.5", "1", "2.5", "5", "10", "15", "25", "50",
            "120", "300", "600", "+Inf"]
 OPS_LABELS = ["driver_name", "grpc_status_code", "method_name"]

@@ -16,18 +16,8 @@ import time
 import unittest
 
 import lpharness as h
-
-CSI_CALL = os.path.abspath(
-    os.environ.get("LP_CSI_CALL") or os.path.join(os.path.dirname(h.LP_MOCK), "csi-call"))
-
-PROBE = "/csi.v1.Identity/Probe"
-INFO = "/csi.v1.Identity/GetPluginInfo"
-PLUGIN_CAPS = "/csi.v1.Identity/GetPluginCapabilities"
-NODE_INFO = "/csi.v1.Node/NodeGetInfo"
-NODE_CAPS = "/csi.v1.Node/NodeGetCapabilities"
-CONTROLLER_CAPS = "/csi.v1.Controller/ControllerGetCapabilities"
-PUBLISH = "/csi.v1.Node/NodePublishVolume"
-CREATE = "/csi.v1.Controller/CreateVolume"
+from lpharness import (CSI_CALL, INFO, PLUGIN_CAPS, PROBE, NODE_INFO, NODE_CAPS, CONTROLLER_CAPS,
+                       PUBLISH, CREATE)
 
 LOG_KEYS = {"time", "method", "request", "code", "seconds"}
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -35,23 +35,14 @@ import csi_pyclient as pyc
 import csi_pydriver
 import kubeprober as kp
 import lpharness as h
+from lpharness import (CSI_CALL, INFO, PLUGIN_CAPS, PROBE, NODE_INFO, NODE_CAPS, CONTROLLER_CAPS,
+                       STAGE, PUBLISH, CREATE)
 from test_examples import configmap_file, container_args
 
-CSI_CALL = os.path.abspath(
-    os.environ.get("LP_CSI_CALL") or os.path.join(os.path.dirname(h.LP_MOCK), "csi-call"))
 EXAMPLES = os.path.join(h.SOURCE_DIR, "examples")
 FAILURE_MODES = os.path.join(EXAMPLES, "failure-modes")
 PROXY_YAML = os.path.join(EXAMPLES, "kubernetes", "proxy.yaml")
 
-INFO = "/csi.v1.Identity/GetPluginInfo"
-PLUGIN_CAPS = "/csi.v1.Identity/GetPluginCapabilities"
-PROBE = "/csi.v1.Identity/Probe"
-NODE_INFO = "/csi.v1.Node/NodeGetInfo"
-NODE_CAPS = "/csi.v1.Node/NodeGetCapabilities"
-CONTROLLER_CAPS = "/csi.v1.Controller/ControllerGetCapabilities"
-STAGE = "/csi.v1.Node/NodeStageVolume"
-PUBLISH = "/csi.v1.Node/NodePublishVolume"
-CREATE = "/csi.v1.Controller/CreateVolume"
 ECHO = csi_pydriver.ECHO_METHOD
 READ_ONLY = (INFO, PLUGIN_CAPS, PROBE, NODE_INFO, NODE_CAPS, CONTROLLER_CAPS)
 
@@ -69,7 +60,6 @@ ANSWER_MARGIN = h.scaled(0.5)
 PROMPT = h.scaled(0.25)
 EARLY_SLACK = 0.05
 KUBELET_TIMEOUT = PROBE_TIMEOUT + h.scaled(3.0)
-FD_SETTLE = h.scaled(3.0)
 # How soon a backend restarted on its path is reached again (the proxy
 # makes a new channel as soon as it sees the file replaced).
 BACK_WITHIN = h.scaled(1.0)
@@ -274,24 +264,11 @@ class ProxyCase(pyc.PyDriverTestCase):
 
     # Resources ------------------------------------------------------------
 
-    def stable_fds(self, p, quiet=0.2):
-        """p's fd count once unchanged for quiet seconds."""
-        deadline = time.monotonic() + FD_SETTLE
-        last, since = p.fd_count(), time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(0.02)
-            n = p.fd_count()
-            if n != last:
-                last, since = n, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                break
-        return last
-
     def assertFdsBack(self, p, base):
         """p alive, its fd count back to base (after a settle)."""
         self.assertTrue(p.alive(), "%s died (%s): %s"
                         % (p.name, p.returncode(), p.stderr()[-2000:]))
-        self.assertTrue(h.wait_until(lambda: p.fd_count() == base, FD_SETTLE),
+        self.assertTrue(h.wait_until(lambda: p.fd_count() == base, h.FD_SETTLE),
                         "%s: fds not back to %d: %s" % (p.name, base, p.fds()))
 
     # Sidecar answers, as test_faults.py asserts them -----------------------
@@ -341,7 +318,7 @@ class Sidecar(ProxyCase):
         d = self.proxied_daemon()
         for _ in range(3):
             self.assertAnswer(self.get(d), 200, "ok")
-        return drv, proxy, d, self.stable_fds(proxy)
+        return drv, proxy, d, h.stable_fds(proxy)
 
     def test_healthz_ok(self):
         drv, proxy, d, _ = self.warm()
@@ -524,7 +501,7 @@ class Forwarding(ProxyCase):
         drv = self.start_backend("--delay=NodeGetInfo:30", "--workers=1")
         proxy = self.start_proxy()
         self.assertEqual(self.call(proxy, PROBE)[0], "OK")
-        fds = self.stable_fds(proxy)
+        fds = h.stable_fds(proxy)
         (code, _, reply, _), took = self.timed_call(proxy, NODE_INFO, timeout=0.3)
         self.assertEqual((code, reply), ("DEADLINE_EXCEEDED", None))
         self.assertGreaterEqual(took, 0.3)
@@ -561,7 +538,7 @@ class Concurrency(ProxyCase):
         self.start_backend("--delay=NodeGetInfo:0.3", "--workers=%d" % CONCURRENT)
         proxy = self.start_proxy("--quiet")
         self.assertEqual(self.call(proxy, NODE_INFO)[0], "OK")
-        base_fds, base_rss = self.stable_fds(proxy), proxy.rss_kib()
+        base_fds, base_rss = h.stable_fds(proxy), proxy.rss_kib()
         rounds = []
         for round_ in range(MAX_ROUNDS):
             t0 = time.monotonic()
@@ -600,7 +577,7 @@ class Concurrency(ProxyCase):
         proxy = self.start_proxy()
         d = self.proxied_daemon()
         self.assertAnswer(self.get(d), 200, "ok")
-        fds = self.stable_fds(proxy)
+        fds = h.stable_fds(proxy)
         conns = []
         try:
             for _ in range(300):
@@ -856,7 +833,7 @@ return {probe = function(call) return {action = "oversized_response", size = %d}
 """ % TWENTY_MIB))
         proxy = self.start_proxy()
         self.assertEqual(self.call(proxy, NODE_INFO)[0], "OK")
-        fds, rss = self.stable_fds(proxy), proxy.rss_kib()
+        fds, rss = h.stable_fds(proxy), proxy.rss_kib()
         code, _, reply, _ = self.call(proxy, PROBE, timeout=h.scaled(30))
         self.assertEqual(code, "OK")
         self.assertEqual(len(reply), TWENTY_MIB)
@@ -899,7 +876,7 @@ return {probe = function(call) return {action = "invalid_response"} end}
     def test_backend_not_grpc(self):
         proxy = self.start_proxy()
         self.assertEqual(self.call(proxy, PROBE)[0], "UNAVAILABLE")  # no backend yet
-        fds = self.stable_fds(proxy)
+        fds = h.stable_fds(proxy)
         prefix = "csi-mock-driver: backend unix://%s is unavailable: " % self.backend_path()
         for name, data in NOT_GRPC_PEERS:
             with self.subTest(peer=name):
@@ -923,7 +900,7 @@ return {probe = function(call) return {action = "invalid_response"} end}
         # answer by the deadline; the connection goes when the peer does.
         proxy = self.start_proxy()
         self.assertEqual(self.call(proxy, PROBE)[0], "UNAVAILABLE")
-        fds = self.stable_fds(proxy)
+        fds = h.stable_fds(proxy)
         raw = RawBackend(self.backend_path(), None)
         try:
             (code, _, _, _), took = self.timed_call(proxy, PROBE, timeout=0.5)

@@ -20,13 +20,8 @@ import time
 import csi_pyclient as pyc
 import csi_pydriver
 import lpharness as h
+from lpharness import INFO, PLUGIN_CAPS, PROBE, NODE_INFO, NODE_CAPS, CONTROLLER_CAPS
 
-INFO = "/csi.v1.Identity/GetPluginInfo"
-PLUGIN_CAPS = "/csi.v1.Identity/GetPluginCapabilities"
-PROBE = "/csi.v1.Identity/Probe"
-NODE_INFO = "/csi.v1.Node/NodeGetInfo"
-NODE_CAPS = "/csi.v1.Node/NodeGetCapabilities"
-CONTROLLER_CAPS = "/csi.v1.Controller/ControllerGetCapabilities"
 ECHO = csi_pydriver.ECHO_METHOD
 
 FOUR_MIB = 4 * 1024 * 1024
