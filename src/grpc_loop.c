@@ -2,31 +2,21 @@
  * gRPC completions into the libevent loop, and channels destroyed off it
  * (grpc_loop.h).
  *
- * The completion thread does nothing but forward each completion through a
- * pipe; the loop reads the pipe and calls back. So callers' state is only
- * ever touched by the loop thread. The reaper thread only calls
+ * The completion thread does nothing but post each completion to the loop's
+ * mailbox (mailbox.h), which calls back on the loop thread. So callers'
+ * state is only ever touched by the loop thread. The reaper thread only calls
  * grpc_channel_destroy, which gRPC allows from any thread.
  */
 #include "grpc_loop.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include <event2/event.h>
 #include <grpc/support/time.h>
 
 #include "log.h"
-
-/* What the completion thread writes into the pipe: small enough to be atomic. */
-struct completion {
-	void *tag;
-	int success;
-};
+#include "mailbox.h"
 
 struct retired {
 	grpc_channel *channel;
@@ -37,8 +27,8 @@ struct grpc_loop {
 	grpc_loop_cb cb;
 	void *cb_arg;
 	grpc_completion_queue *cq;
-	int pipe_rd, pipe_wr;
-	struct event *pipe_event;
+	struct mailbox *mailbox;
+	void (*drain)(void *tag); /* grpc_loop_free's */
 	pthread_t completion_thread;
 	bool completion_started;
 
@@ -59,15 +49,8 @@ static void *completion_main(void *arg)
 		        grpc_completion_queue_next(l->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
-		if (ev.type != GRPC_OP_COMPLETE)
-			continue;
-		struct completion c;
-		memset(&c, 0, sizeof(c)); /* padding too: the bytes go through a pipe */
-		c.tag = ev.tag;
-		c.success = ev.success;
-		/* A pipe write of 16 bytes is atomic; EINTR is the only retry case. */
-		while (write(l->pipe_wr, &c, sizeof(c)) < 0 && errno == EINTR)
-			;
+		if (ev.type == GRPC_OP_COMPLETE)
+			mailbox_post(l->mailbox, ev.tag, ev.success);
 	}
 	return NULL;
 }
@@ -92,15 +75,25 @@ static void *reaper_main(void *arg)
 	return NULL;
 }
 
-static void on_pipe_readable(evutil_socket_t fd, short what, void *arg)
+static void on_completion(void *tag, int success, void *arg)
 {
 	struct grpc_loop *l = arg;
-	struct completion batch[32];
-	ssize_t n = read(fd, batch, sizeof(batch));
-	for (ssize_t i = 0; i + (ssize_t)sizeof(batch[0]) <= n; i += sizeof(batch[0])) {
-		const struct completion *c = &batch[i / sizeof(batch[0])];
-		l->cb(c->tag, c->success != 0, l->cb_arg);
-	}
+	l->cb(tag, success != 0, l->cb_arg);
+}
+
+static void drain_completion(void *tag, int success, void *arg)
+{
+	struct grpc_loop *l = arg;
+	(void)success;
+	if (l->drain)
+		l->drain(tag);
+}
+
+void grpc_loop_choose_poller(void)
+{
+	/* gRPC reads them at grpc_init; 0: an operator's setting is kept. */
+	setenv("GRPC_POLL_STRATEGY", "poll", 0);
+	setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "0", 0);
 }
 
 struct grpc_loop *grpc_loop_new(struct event_base *base, grpc_loop_cb cb, void *arg, char *errbuf,
@@ -113,24 +106,12 @@ struct grpc_loop *grpc_loop_new(struct event_base *base, grpc_loop_cb cb, void *
 	}
 	l->cb = cb;
 	l->cb_arg = arg;
-	l->pipe_rd = l->pipe_wr = -1;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->wake, NULL);
 
-	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) < 0) {
-		snprintf(errbuf, errlen, "pipe: %s", strerror(errno));
+	l->mailbox = mailbox_new(base, on_completion, l, errbuf, errlen);
+	if (!l->mailbox)
 		goto err;
-	}
-	l->pipe_rd = fds[0];
-	l->pipe_wr = fds[1];
-	/* The loop (and the drain at shutdown) must never block on an empty pipe. */
-	fcntl(l->pipe_rd, F_SETFL, O_NONBLOCK);
-	l->pipe_event = event_new(base, l->pipe_rd, EV_READ | EV_PERSIST, on_pipe_readable, l);
-	if (!l->pipe_event || event_add(l->pipe_event, NULL) < 0) {
-		snprintf(errbuf, errlen, "cannot set up loop events");
-		goto err;
-	}
 
 	grpc_init();
 	l->cq = grpc_completion_queue_create_for_next(NULL);
@@ -173,17 +154,6 @@ void grpc_loop_retire_channel(struct grpc_loop *l, grpc_channel *ch)
 	pthread_mutex_unlock(&l->lock);
 }
 
-/* Completions forwarded but not yet read by the loop. */
-static void drain_pipe(struct grpc_loop *l, void (*drain)(void *tag))
-{
-	struct completion c;
-	if (l->pipe_rd < 0)
-		return;
-	while (read(l->pipe_rd, &c, sizeof(c)) == (ssize_t)sizeof(c))
-		if (drain)
-			drain(c.tag);
-}
-
 void grpc_loop_free(struct grpc_loop *l, void (*drain)(void *tag))
 {
 	if (!l)
@@ -209,16 +179,14 @@ void grpc_loop_free(struct grpc_loop *l, void (*drain)(void *tag))
 					drain(ev.tag);
 			} while (ev.type != GRPC_QUEUE_SHUTDOWN);
 		}
-		drain_pipe(l, drain);
+		/* Completions posted but not yet delivered by the loop. */
+		l->drain = drain;
+		mailbox_free(l->mailbox, drain_completion, l);
+		l->mailbox = NULL;
 		grpc_completion_queue_destroy(l->cq);
 		grpc_shutdown();
 	}
-	if (l->pipe_event)
-		event_free(l->pipe_event);
-	if (l->pipe_rd >= 0)
-		close(l->pipe_rd);
-	if (l->pipe_wr >= 0)
-		close(l->pipe_wr);
+	mailbox_free(l->mailbox, NULL, NULL);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->wake);
 	free(l);

@@ -25,6 +25,27 @@ struct grpc_loop;
 typedef void (*grpc_loop_cb)(void *tag, bool success, void *arg);
 
 /*
+ * How gRPC polls, for the daemon's one channel and its one polling thread
+ * (the completion thread), set through the environment unless the operator
+ * set the variable already (theirs wins):
+ * - GRPC_POLL_STRATEGY=poll: gRPC's default engine watches every socket
+ *   for EPOLLOUT edge-triggered, so each time the driver reads what we
+ *   sent, the completion thread wakes for nothing (two wake-ups and system
+ *   calls per probe against grpc-go). Its poll(2) engine asks for POLLOUT
+ *   only while a write is blocked.
+ * - GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS=0: the "backup poller"
+ *   polls idle channels every 5 s for clients that have no thread polling;
+ *   the completion thread always is, and the channel's socket stays in its
+ *   set between calls. (With the poll engine, the backup poller would also
+ *   open an eventfd of its own 5 s after start.)
+ * It changes no answer and no deadline: the whole e2e suite, and
+ * test_godriver against grpc-go, run with it. It sets environment
+ * variables, so it must run before any thread starts and before
+ * grpc_loop_new.
+ */
+void grpc_loop_choose_poller(void);
+
+/*
  * Initialises gRPC, creates the queue and starts both threads. NULL with
  * errbuf on failure (gRPC is then shut down again).
  */

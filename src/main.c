@@ -24,6 +24,7 @@
 #include "config.h"
 #include "csi.h"
 #include "file_check.h"
+#include "grpc_loop.h"
 #include "health.h"
 #include "http.h"
 #include "listen.h"
@@ -445,6 +446,7 @@ int main(int argc, char **argv)
 	log_setup(d.cfg.verbosity, d.cfg.log_format, d.cfg.skip_headers);
 	raise_fd_limit();
 	ignore_signals();
+	grpc_loop_choose_poller(); /* before any thread */
 
 	d.limits = (struct policy_limits){.memory = (size_t)d.cfg.policy_memory_limit,
 	                                  .instructions = d.cfg.policy_instruction_limit};
