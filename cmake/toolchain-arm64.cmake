@@ -8,6 +8,7 @@ set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(LP_CROSS_TRIPLET aarch64-linux-gnu)
 set(CMAKE_C_COMPILER ${LP_CROSS_TRIPLET}-gcc)
+set(CMAKE_CXX_COMPILER ${LP_CROSS_TRIPLET}-g++)
 # pkgconf's cross personality: the arm64 .pc files, never the amd64 ones.
 set(PKG_CONFIG_EXECUTABLE ${LP_CROSS_TRIPLET}-pkg-config)
 # libevent-dev for arm64 cannot be installed beside amd64's, so

@@ -58,8 +58,8 @@ for stage in $STAGES; do
 	echo "=== stage: $stage"
 	case $stage in
 	format)
-		# The C sources, found without git (a copy of the tree need not be a clone).
-		files=$(find src tests/unit tests/fuzz -type f \( -name '*.c' -o -name '*.h' \) | sort)
+		# The C sources (and the one C++ file), found without git (a copy of the tree need not be a clone).
+		files=$(find src tests/unit tests/fuzz -type f \( -name '*.c' -o -name '*.h' -o -name '*.cc' \) | sort)
 		count=$(printf '%s\n' "$files" | grep -c .)
 		if [ "$count" -eq 0 ]; then
 			record format 1 "no C file found to check"

@@ -102,6 +102,17 @@ struct csi {
 	struct csi_request *requests; /* asked for and not yet answered */
 	/* Start-up's "Still connecting" reminder. */
 	struct event *still_timer;
+
+	/*
+	 * Where a finished call's outcome is built and handed to its callback.
+	 * Not on the stack: these are 33 and 48 kB, and the compiler's stack
+	 * clash protection writes every page of a frame, so each would stay
+	 * resident in the main thread's stack. Here only the bytes written are
+	 * (csi_result_reset). Callbacks run one at a time on the loop thread and
+	 * none waits for another call, so one of each is enough.
+	 */
+	struct csi_result *answer;
+	struct csi_plugin_info *info;
 };
 
 /* gRPC's clock has its own epoch: convert through a relative span. */
@@ -278,9 +289,41 @@ static uint8_t *read_reply(grpc_byte_buffer *buf, size_t *len)
 	return bytes;
 }
 
+void csi_result_reset(struct csi_result *r)
+{
+	r->connected = false;
+	r->code = 0;
+	r->ready = 0;
+	r->seconds = 0;
+	r->message[0] = '\0';
+	r->error[0] = '\0';
+	r->reply = NULL;
+	r->reply_len = 0;
+}
+
+/* src's text into dst's field of the same size: the bytes up to its NUL. */
+static void copy_text_field(char *dst, const char *src, size_t size)
+{
+	size_t n = strnlen(src, size - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+void csi_result_copy(struct csi_result *dst, const struct csi_result *src)
+{
+	dst->connected = src->connected;
+	dst->code = src->code;
+	dst->ready = src->ready;
+	dst->seconds = src->seconds;
+	copy_text_field(dst->message, src->message, sizeof(dst->message));
+	copy_text_field(dst->error, src->error, sizeof(dst->error));
+	dst->reply = src->reply;
+	dst->reply_len = src->reply_len;
+}
+
 void csi_unreachable_result(struct csi_result *r, double seconds)
 {
-	memset(r, 0, sizeof(*r));
+	csi_result_reset(r);
 	r->connected = false;
 	r->code = GRPC_STATUS_UNAVAILABLE;
 	r->ready = -1;
@@ -415,7 +458,7 @@ static void reply_from_call(const struct csi_call *c, const struct csi_method *m
 static void result_from_call(struct csi *csi, const struct csi_call *c, const struct csi_method *m,
                              bool success, struct csi_result *r)
 {
-	memset(r, 0, sizeof(*r));
+	csi_result_reset(r);
 	r->ready = -1;
 	r->seconds = (double)(clock_now_ns() - c->start_ns) / 1e9;
 	r->code = success ? (int)c->status : GRPC_STATUS_UNKNOWN;
@@ -467,7 +510,9 @@ static void result_from_call(struct csi *csi, const struct csi_call *c, const st
 static void info_from_call(const struct csi_call *c, bool success, struct csi_plugin_info *info)
 {
 	char message[CSI_TEXT_MAX];
-	memset(info, 0, sizeof(*info));
+	/* Not cleared whole: 48 kB of mostly unwritten room (see csi_result_reset). */
+	info->code = 0;
+	info->name[0] = info->vendor_version[0] = info->error[0] = '\0';
 	info->code = success ? (int)c->status : GRPC_STATUS_UNKNOWN;
 	copy_details(c, message, sizeof(message));
 	if (info->code == GRPC_STATUS_OK) {
@@ -548,20 +593,20 @@ static void finish_request(struct csi *csi, struct csi_call *c, bool success)
 				return;
 			}
 		}
-		struct csi_result r;
-		csi_unreachable_result(&r, (double)(clock_now_ns() - p->start_ns) / 1e9);
-		request_answer(p, &r);
+		csi_unreachable_result(csi->answer, (double)(clock_now_ns() - p->start_ns) / 1e9);
+		request_answer(p, csi->answer);
 		return;
 	}
-	struct csi_result r;
-	result_from_call(csi, c, p->method, success, &r);
+	struct csi_result *r = csi->answer;
+	result_from_call(csi, c, p->method, success, r);
 	/* Only RPCs that reached the driver are observed (UPSTREAM.md §4.1). */
-	if (r.connected)
-		metrics_observe_rpc(csi->metrics, csi->driver.name, p->method->path, r.code,
-		                    r.seconds);
+	if (r->connected)
+		metrics_observe_rpc(csi->metrics, csi->driver.name, p->method->path, r->code,
+		                    r->seconds);
 	call_free(c);
-	uint8_t *reply = (uint8_t *)r.reply;
-	request_answer(p, &r);
+	uint8_t *reply = (uint8_t *)r->reply;
+	request_answer(p, r);
+	r->reply = NULL;
 	free(reply);
 }
 
@@ -584,24 +629,24 @@ static void remember_driver(struct csi *csi, const struct csi_plugin_info *info)
 
 static void finish_info(struct csi *csi, struct csi_call *c, bool success)
 {
-	struct csi_plugin_info info;
+	struct csi_plugin_info *info = csi->info;
 	csi->info_call = NULL;
-	info_from_call(c, success, &info);
+	info_from_call(c, success, info);
 	/* The start-up call is recorded before the name is known. */
-	metrics_observe_rpc(csi->metrics, "unknown-driver", METHOD_INFO, info.code,
+	metrics_observe_rpc(csi->metrics, "unknown-driver", METHOD_INFO, info->code,
 	                    (double)(clock_now_ns() - c->start_ns) / 1e9);
 	call_free(c);
 	if (csi->still_timer)
 		event_del(csi->still_timer);
-	if (info.code == GRPC_STATUS_OK && !info.error[0]) {
-		remember_driver(csi, &info);
+	if (info->code == GRPC_STATUS_OK && !info->error[0]) {
+		remember_driver(csi, info);
 		if (csi->address.kind == CSI_ADDRESS_UNIX) {
 			struct stat st;
 			if (stat_socket(csi, &st) == 0)
 				remember_socket(csi, &st);
 		}
 	}
-	csi->info_cb(&info, csi->info_arg);
+	csi->info_cb(info, csi->info_arg);
 }
 
 static void on_completion(void *tag, bool success, void *arg)
@@ -616,9 +661,9 @@ static void on_completion(void *tag, bool success, void *arg)
 static void on_missing_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct csi_request *p = arg;
-	struct csi_result r;
-	csi_unreachable_result(&r, (double)(clock_now_ns() - p->start_ns) / 1e9);
-	request_answer(p, &r);
+	struct csi *csi = p->csi;
+	csi_unreachable_result(csi->answer, (double)(clock_now_ns() - p->start_ns) / 1e9);
+	request_answer(p, csi->answer);
 }
 
 static void on_still_waiting(evutil_socket_t fd, short what, void *arg)
@@ -644,6 +689,14 @@ struct csi *csi_new(struct event_base *base, const struct csi_address *address,
 	csi->metrics = metrics;
 	csi->address = *address;
 	csi->driver.name = csi->driver.vendor_version = "";
+	/* malloc, not calloc: their pages are written only as far as they are used. */
+	csi->answer = malloc(sizeof(*csi->answer));
+	csi->info = malloc(sizeof(*csi->info));
+	if (!csi->answer || !csi->info) {
+		snprintf(errbuf, errlen, "out of memory");
+		goto err;
+	}
+	csi_result_reset(csi->answer);
 	csi->still_timer = event_new(base, -1, EV_PERSIST, on_still_waiting, csi);
 	if (!csi->still_timer) {
 		snprintf(errbuf, errlen, "cannot set up loop events");
@@ -787,5 +840,7 @@ void csi_free(struct csi *csi)
 		event_free(csi->still_timer);
 	free(csi->driver_name);
 	free(csi->driver_vendor);
+	free(csi->answer);
+	free(csi->info);
 	free(csi);
 }

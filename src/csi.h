@@ -53,6 +53,17 @@ struct csi_result {
 typedef void (*csi_result_cb)(const struct csi_result *result, void *arg);
 
 /*
+ * A result is 33 kB, nearly all of it room for texts that are mostly a few
+ * bytes long, and memory pages never written cost nothing. So results are
+ * never cleared or assigned whole: these write the fields and only the
+ * bytes of the texts in use.
+ */
+/* *r empty: every field 0 (ready too), both texts "", no reply. */
+void csi_result_reset(struct csi_result *r);
+/* *dst = *src (the borrowed reply pointer included). */
+void csi_result_copy(struct csi_result *dst, const struct csi_result *src);
+
+/*
  * The result of a probe that made no connection in time (socket missing,
  * refused, silent, or no time at all): UNAVAILABLE with upstream's bare
  * "context deadline exceeded".

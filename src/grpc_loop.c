@@ -15,6 +15,7 @@
 
 #include <grpc/support/time.h>
 
+#include "absl_tuning.h"
 #include "log.h"
 #include "mailbox.h"
 
@@ -113,6 +114,7 @@ struct grpc_loop *grpc_loop_new(struct event_base *base, grpc_loop_cb cb, void *
 	if (!l->mailbox)
 		goto err;
 
+	absl_tuning_quiet_mutexes();
 	grpc_init();
 	l->cq = grpc_completion_queue_create_for_next(NULL);
 	if (pthread_create(&l->completion_thread, NULL, completion_main, l) != 0) {

@@ -206,7 +206,7 @@ static int on_probe_result(struct child *c, const LpWorker__ProbeResult *p)
 	if (!r)
 		return 0;
 	struct csi_result res;
-	memset(&res, 0, sizeof(res));
+	csi_result_reset(&res);
 	res.connected = p->connected;
 	res.code = p->code;
 	res.ready = p->ready;
@@ -227,7 +227,7 @@ static int on_call_result(struct child *c, const LpWorker__CallResult *cr)
 	if (!r)
 		return 0;
 	struct csi_result res;
-	memset(&res, 0, sizeof(res));
+	csi_result_reset(&res);
 	res.connected = cr->connected;
 	res.code = cr->code;
 	res.ready = -1;
