@@ -119,16 +119,20 @@ static const struct health_check *record(struct check *c, bool healthy, int stat
 		return NULL;
 	struct health_check rec;
 	struct health_check *r = &rec;
-	memset(r, 0, offsetof(struct health_check, body));
+	memset(r, 0, sizeof(*r));
 	r->at = clock_wall_s();
 	r->endpoint = c->options.endpoint;
 	r->healthy = healthy;
 	r->status = status;
-	r->body_len = health_copy_text(r->body, body, body_len);
-	if (c->fallback_reason != STOP_NONE)
-		health_copy_text(r->reason, c->fallback_detail, strlen(c->fallback_detail));
-	else
-		health_copy_text(r->reason, body, body_len);
+	r->body = body;
+	r->body_len = body_len;
+	if (c->fallback_reason != STOP_NONE) {
+		r->reason = c->fallback_detail;
+		r->reason_len = strlen(c->fallback_detail);
+	} else {
+		r->reason = body;
+		r->reason_len = body_len;
+	}
 	r->fallback = c->fallback_reason;
 	r->seconds = (double)clock_sub(clock_now_ns(), c->begun_ns) / 1e9;
 	r->probes = c->probes;

@@ -21,24 +21,74 @@ struct health {
 	struct health_probe probes[HEALTH_PROBES];
 	uint64_t n_checks, n_probes; /* ever added; a probe's seq is its number */
 	struct health_endpoint endpoints[ENDPOINT_COUNT];
+	/* The allocations the kept texts live in (NULL: texts are ""), slot by slot. */
+	char *check_texts[HEALTH_CHECKS];
+	char *probe_texts[HEALTH_PROBES];
+	char *endpoint_texts[ENDPOINT_COUNT];
 };
 
 struct health *health_new(struct metrics *metrics)
 {
 	struct health *h = calloc(1, sizeof(*h));
-	if (h)
-		h->metrics = metrics;
+	if (!h)
+		return NULL;
+	h->metrics = metrics;
+	for (size_t i = 0; i < HEALTH_CHECKS; i++)
+		h->checks[i].body = h->checks[i].reason = "";
+	for (size_t i = 0; i < HEALTH_PROBES; i++)
+		h->probes[i].error = "";
+	for (size_t i = 0; i < ENDPOINT_COUNT; i++)
+		h->endpoints[i].last.body = h->endpoints[i].last.reason = "";
 	return h;
 }
 
 void health_free(struct health *h)
 {
+	if (!h)
+		return;
+	for (size_t i = 0; i < HEALTH_CHECKS; i++)
+		free(h->check_texts[i]);
+	for (size_t i = 0; i < HEALTH_PROBES; i++)
+		free(h->probe_texts[i]);
+	for (size_t i = 0; i < ENDPOINT_COUNT; i++)
+		free(h->endpoint_texts[i]);
 	free(h);
 }
 
 size_t health_copy_text(char *dst, const char *src, size_t len)
 {
 	return utf8_copy(dst, HEALTH_TEXT_MAX, src, len);
+}
+
+/* The room a text of len bytes takes once kept: cut to fit, plus its NUL. */
+static size_t kept_size(size_t len)
+{
+	return (len < HEALTH_TEXT_MAX - 1 ? len : HEALTH_TEXT_MAX - 1) + 1;
+}
+
+/*
+ * *dst = *src with its own copies of body and reason, in one allocation
+ * that replaces *texts (the slot's previous one is freed).
+ */
+static void keep_check(struct health_check *dst, char **texts, const struct health_check *src)
+{
+	const char *body = src->body ? src->body : "", *reason = src->reason ? src->reason : "";
+	size_t body_len = src->body ? src->body_len : 0,
+	       reason_len = src->reason ? src->reason_len : 0;
+	size_t body_size = kept_size(body_len), reason_size = kept_size(reason_len);
+	char *mem = malloc(body_size + reason_size);
+	*dst = *src;
+	if (mem) {
+		dst->body = mem;
+		dst->body_len = utf8_copy(mem, body_size, body, body_len);
+		dst->reason = mem + body_size;
+		dst->reason_len = utf8_copy(mem + body_size, reason_size, reason, reason_len);
+	} else {
+		dst->body = dst->reason = "";
+		dst->body_len = dst->reason_len = 0;
+	}
+	free(*texts);
+	*texts = mem;
 }
 
 uint64_t health_next_seq(const struct health *h)
@@ -48,7 +98,8 @@ uint64_t health_next_seq(const struct health *h)
 
 uint64_t health_add_probe(struct health *h, enum endpoint e, const struct csi_result *r)
 {
-	struct health_probe *p = &h->probes[h->n_probes % HEALTH_PROBES];
+	size_t slot = h->n_probes % HEALTH_PROBES;
+	struct health_probe *p = &h->probes[slot];
 	p->seq = ++h->n_probes;
 	p->at = clock_wall_s();
 	p->endpoint = e;
@@ -56,7 +107,18 @@ uint64_t health_add_probe(struct health *h, enum endpoint e, const struct csi_re
 	p->ready = r->code == 0 ? r->ready : -1;
 	p->connected = r->connected;
 	p->seconds = r->seconds;
-	health_copy_text(p->error, r->error, r->code == 0 ? 0 : strlen(r->error));
+	free(h->probe_texts[slot]);
+	h->probe_texts[slot] = NULL;
+	p->error = "";
+	size_t len = r->code == 0 ? 0 : strlen(r->error);
+	if (len > 0) {
+		char *error = malloc(kept_size(len));
+		if (error) {
+			utf8_copy(error, kept_size(len), r->error, len);
+			h->probe_texts[slot] = error;
+			p->error = error;
+		}
+	}
 	return p->seq;
 }
 
@@ -67,8 +129,10 @@ static const char *verdict_word(bool healthy)
 
 const struct health_check *health_add_check(struct health *h, const struct health_check *c)
 {
-	struct health_check *kept = &h->checks[h->n_checks++ % HEALTH_CHECKS];
-	*kept = *c;
+	size_t slot = h->n_checks++ % HEALTH_CHECKS;
+	struct health_check *kept = &h->checks[slot];
+	keep_check(kept, &h->check_texts[slot], c);
+	c = kept; /* its texts cut, as they are shown */
 	struct health_endpoint *ep = &h->endpoints[c->endpoint];
 	if (ep->known && ep->last.healthy != c->healthy) {
 		char streak[32];
@@ -84,7 +148,7 @@ const struct health_check *health_add_check(struct health *h, const struct healt
 	}
 	ep->streak++;
 	ep->known = true;
-	ep->last = *c;
+	keep_check(&ep->last, &h->endpoint_texts[c->endpoint], c);
 	if (c->healthy)
 		ep->last_success = c->at;
 	else

@@ -22,7 +22,11 @@ struct health;
 
 #define HEALTH_CHECKS 32
 #define HEALTH_PROBES 32
-/* Bytes of a body, reason or error kept (cut between characters): bodies may be 1 MiB. */
+/*
+ * Room for a body, reason or error kept (cut between characters, NUL
+ * included): bodies may be 1 MiB. A kept text takes only the bytes it
+ * needs, so that the rings cost what their texts hold (mostly "ok").
+ */
 #define HEALTH_TEXT_MAX 1024
 
 struct health_probe {
@@ -33,21 +37,27 @@ struct health_probe {
 	int ready; /* -1 absent, 0 false, 1 true */
 	bool connected;
 	double seconds;
-	char error[HEALTH_TEXT_MAX]; /* "" when code is OK */
+	const char *error; /* "" when code is OK; the record's own copy */
 };
 
+/*
+ * A check's record. Handed to health_add_check, body and reason are the
+ * caller's (NULL: ""), whole; kept, they are the record's own copies, cut
+ * to HEALTH_TEXT_MAX - 1 bytes and NUL-terminated.
+ */
 struct health_check {
 	double at; /* when it ended: seconds since the epoch */
 	enum endpoint endpoint;
 	bool healthy;
 	int status;
-	char body[HEALTH_TEXT_MAX];
-	size_t body_len;              /* kept bytes; the body may hold NUL bytes */
-	char reason[HEALTH_TEXT_MAX]; /* the body, or why the policy failed */
-	enum stop_reason fallback;    /* STOP_NONE: the policy decided */
-	double seconds;               /* from start to verdict */
-	unsigned probes;              /* probes it made */
-	uint64_t first_seq, end_seq;  /* its probes: this endpoint's seqs in [first, end) */
+	const char *body;
+	size_t body_len;    /* the body may hold NUL bytes */
+	const char *reason; /* the body, or why the policy failed */
+	size_t reason_len;
+	enum stop_reason fallback;   /* STOP_NONE: the policy decided */
+	double seconds;              /* from start to verdict */
+	unsigned probes;             /* probes it made */
+	uint64_t first_seq, end_seq; /* its probes: this endpoint's seqs in [first, end) */
 };
 
 struct health_endpoint {
@@ -69,13 +79,17 @@ uint64_t health_next_seq(const struct health *h);
 
 /*
  * A check ended with c (at, seq range and texts filled by the caller):
- * kept, the endpoint's verdict, streak and metrics updated, and a change
- * of verdict logged ("Health changed"). Returns the kept record, valid
- * until the next check ends.
+ * kept (its texts copied), the endpoint's verdict, streak and metrics
+ * updated, and a change of verdict logged ("Health changed"). Returns the
+ * kept record, valid until the next check ends. Out of memory, the kept
+ * texts are empty.
  */
 const struct health_check *health_add_check(struct health *h, const struct health_check *c);
 
-/* Copies text into a record field, cut between characters; returns the bytes kept. */
+/*
+ * Copies text into dst (HEALTH_TEXT_MAX bytes), cut between characters;
+ * returns the bytes kept.
+ */
 size_t health_copy_text(char *dst, const char *src, size_t len);
 
 const struct health_endpoint *health_endpoint(const struct health *h, enum endpoint e);

@@ -82,8 +82,8 @@ static const struct health_check *add_check(struct health *h, enum endpoint e, b
 	c.endpoint = e;
 	c.healthy = healthy;
 	c.status = healthy ? 200 : 500;
-	c.body_len = health_copy_text(c.body, body, strlen(body));
-	health_copy_text(c.reason, body, strlen(body));
+	c.body = c.reason = body;
+	c.body_len = c.reason_len = strlen(body);
 	c.first_seq = first_seq;
 	c.end_seq = health_next_seq(h);
 	c.probes = (unsigned)(c.end_seq - first_seq);
@@ -112,6 +112,7 @@ static void test_rings_and_streaks(void)
 	CHECK_INT(health_probe_at(h, 31)->seq, 40);
 	const struct health_endpoint *ep = health_endpoint(h, ENDPOINT_HEALTHZ);
 	CHECK(ep->known && ep->last.healthy);
+	CHECK_STR(ep->last.reason, "ok 39"); /* its own copy, whatever the ring holds */
 	CHECK_INT(ep->streak, 40);
 	CHECK(ep->last_success > 0 && ep->last_failure == 0);
 	/* Another endpoint has its own summary. */
@@ -122,6 +123,13 @@ static void test_rings_and_streaks(void)
 	/* A change restarts the streak. */
 	add_check(h, ENDPOINT_HEALTHZ, false, "down", health_next_seq(h));
 	CHECK_INT(ep->streak, 1);
+	CHECK_STR(ep->last.body, "down");
+	/* A failed probe's error is kept; an OK one's is "". */
+	struct csi_result failed =
+	        fixture_result(true, 14, -1, "gone", "rpc error: code = Unavailable desc = gone");
+	health_add_probe(h, ENDPOINT_HEALTHZ, &failed);
+	CHECK_STR(health_probe_at(h, 31)->error, "rpc error: code = Unavailable desc = gone");
+	CHECK_STR(health_probe_at(h, 30)->error, "");
 	CHECK(ep->streak_since == ep->last.at && ep->last_failure == ep->last.at);
 	health_free(h);
 	metrics_free(m);
@@ -182,14 +190,17 @@ static void test_render(void)
 	c.at = clock_wall_s();
 	c.endpoint = ENDPOINT_HEALTHZ;
 	c.status = 500;
-	c.body_len = health_copy_text(c.body, big, sizeof(big));
-	CHECK_INT(c.body_len, HEALTH_TEXT_MAX - 1);
-	health_copy_text(c.reason, "p.lua:3: boom", 13);
+	c.body = big;
+	c.body_len = sizeof(big);
+	c.reason = "p.lua:3: boom";
+	c.reason_len = 13;
 	c.fallback = STOP_ERROR;
 	c.first_seq = first;
 	c.end_seq = health_next_seq(h);
 	c.probes = 1;
 	const struct health_check *kept = health_add_check(h, &c);
+	CHECK_INT(kept->body_len, HEALTH_TEXT_MAX - 1); /* cut between characters */
+	CHECK_INT(strlen(kept->reason), 13);
 	size_t len;
 	status_render(&s, STATUS_JSON, b);
 	json = take(b, &len);
