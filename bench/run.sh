@@ -2,8 +2,8 @@
 # Benchmark (README "Performance"): builds the static release binaries and
 # csi-go-driver (a driver in Go with grpc-go, tests/godriver/), then for each
 # driver in DRIVERS starts it and livenessprobe and prints, for the sidecar:
-#   private memory (RssAnon) idle and peak, RSS idle and peak, /healthz
-#   p50/p99 at 1 connection, requests/s at 1 and 32 connections, CPU
+#   private memory (RssAnon) idle, peak and idle after the load, RSS idle
+#   and peak, /healthz p50/p99 at 1 connection, requests/s at 1 and 32 connections, CPU
 #   microseconds per request at 1 and 32 connections, threads, and the
 #   system calls per probe by name (strace -f on every thread, over
 #   SYSCALL_REQUESTS keep-alive requests on one connection).
@@ -134,10 +134,14 @@ for driver in $DRIVERS; do
 	wait "$sampler" 2>/dev/null || true
 	sampler=""
 	anon_peak=$(cat "$dir/anon_peak")
+	# Idle again: what the load left behind (kept records, heap not returned).
+	sleep 1
+	anon_after=$(status RssAnon)
 	count_syscalls
 
 	echo "livenessprobe against the $driver driver ($(nproc) CPUs, ${DURATION}s per run, static release build)"
-	printf '  %-36s %s kB idle, %s kB peak\n' "private memory (RssAnon)" "$anon_idle" "$anon_peak"
+	printf '  %-36s %s kB idle, %s kB peak, %s kB idle after the load\n' "private memory (RssAnon)" \
+		"$anon_idle" "$anon_peak" "$anon_after"
 	printf '  %-36s %s kB idle, %s kB peak\n' "RSS" "$rss_idle" "$rss_peak"
 	printf '  %-36s %s / %s\n' "/healthz p50 / p99, 1 connection" "$p50" "$p99"
 	printf '  %-36s %s (1 conn), %s (32 conns)\n' "requests/s" "$rps1" "$rps32"
