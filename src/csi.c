@@ -81,7 +81,6 @@ struct csi_request {
 struct csi {
 	struct event_base *base;
 	struct metrics *metrics;
-	struct csi_address address;
 	char *driver_name, *driver_vendor; /* NULL until GetPluginInfo succeeded */
 	struct csi_driver driver;          /* what csi_driver() hands out */
 
@@ -112,7 +111,25 @@ struct csi {
 	 * none waits for another call, so one of each is enough.
 	 */
 	struct csi_result *answer;
-	struct csi_plugin_info *info;
+	struct csi_plugin_info *info; /* start-up's GetPluginInfo only: freed once answered */
+
+	/*
+	 * The address's texts, copied: a struct csi_address is 12.5 kB of room
+	 * whose three texts, a page apart, would keep four pages resident.
+	 */
+	struct {
+		enum csi_address_kind kind;
+		char *target, *path, *display;
+	} address;
+};
+
+/*
+ * csi->info and the status text it is built from: 64 kB, allocated with
+ * the csi (or by csi_start) and freed once GetPluginInfo is answered.
+ */
+struct info_space {
+	struct csi_plugin_info info;
+	char message[CSI_TEXT_MAX];
 };
 
 /* gRPC's clock has its own epoch: convert through a relative span. */
@@ -509,12 +526,14 @@ static void result_from_call(struct csi *csi, const struct csi_call *c, const st
 
 static void info_from_call(const struct csi_call *c, bool success, struct csi_plugin_info *info)
 {
-	char message[CSI_TEXT_MAX];
+	/* Not on the stack: stack clash protection would write all 16 kB of it. */
+	char *message = ((struct info_space *)info)->message;
+	const size_t message_size = sizeof(((struct info_space *)info)->message);
 	/* Not cleared whole: 48 kB of mostly unwritten room (see csi_result_reset). */
 	info->code = 0;
 	info->name[0] = info->vendor_version[0] = info->error[0] = '\0';
 	info->code = success ? (int)c->status : GRPC_STATUS_UNKNOWN;
-	copy_details(c, message, sizeof(message));
+	copy_details(c, message, message_size);
 	if (info->code == GRPC_STATUS_OK) {
 		bool had_message;
 		Csi__V1__GetPluginInfoResponse *resp =
@@ -522,7 +541,7 @@ static void info_from_call(const struct csi_call *c, bool success, struct csi_pl
 		                c, &csi__v1__get_plugin_info_response__descriptor, &had_message);
 		if (!resp) {
 			info->code = GRPC_STATUS_INTERNAL;
-			snprintf(message, sizeof(message),
+			snprintf(message, message_size,
 			         "grpc: failed to unmarshal the received message");
 		} else {
 			const char *name = resp->name ? resp->name : "";
@@ -647,6 +666,9 @@ static void finish_info(struct csi *csi, struct csi_call *c, bool success)
 		}
 	}
 	csi->info_cb(info, csi->info_arg);
+	/* Asked once: its pages go back to malloc (and to the system at the next trim). */
+	free(csi->info);
+	csi->info = NULL;
 }
 
 static void on_completion(void *tag, bool success, void *arg)
@@ -685,13 +707,20 @@ struct csi *csi_new(struct event_base *base, const struct csi_address *address,
 		snprintf(errbuf, errlen, "out of memory");
 		return NULL;
 	}
+	csi->address.kind = address->kind;
+	csi->address.target = strdup(address->target);
+	csi->address.path = strdup(address->path);
+	csi->address.display = strdup(address->display);
+	if (!csi->address.target || !csi->address.path || !csi->address.display) {
+		snprintf(errbuf, errlen, "out of memory");
+		goto err;
+	}
 	csi->base = base;
 	csi->metrics = metrics;
-	csi->address = *address;
 	csi->driver.name = csi->driver.vendor_version = "";
 	/* malloc, not calloc: their pages are written only as far as they are used. */
 	csi->answer = malloc(sizeof(*csi->answer));
-	csi->info = malloc(sizeof(*csi->info));
+	csi->info = malloc(sizeof(struct info_space));
 	if (!csi->answer || !csi->info) {
 		snprintf(errbuf, errlen, "out of memory");
 		goto err;
@@ -719,9 +748,16 @@ void csi_start(struct csi *csi, csi_info_cb cb, void *arg)
 	evtimer_add(csi->still_timer, &every);
 	if (csi->address.kind == CSI_ADDRESS_NEVER)
 		return; /* waits forever, as upstream does for an unusable target */
-	csi->info_call = call_start(csi, OP_INFO, METHOD_INFO, INT64_MAX, false);
+	if (!csi->info)
+		csi->info = malloc(sizeof(struct info_space)); /* freed by an earlier answer */
+	csi->info_call = csi->info ? call_start(csi, OP_INFO, METHOD_INFO, INT64_MAX, false) : NULL;
 	if (!csi->info_call)
 		LOG_E("Cannot start GetPluginInfo", "address", csi->address.display);
+}
+
+const char *csi_display(const struct csi *csi)
+{
+	return csi->address.display;
 }
 
 const struct csi_driver *csi_driver(const struct csi *csi)
@@ -842,5 +878,8 @@ void csi_free(struct csi *csi)
 	free(csi->driver_vendor);
 	free(csi->answer);
 	free(csi->info);
+	free(csi->address.target);
+	free(csi->address.path);
+	free(csi->address.display);
 	free(csi);
 }

@@ -126,6 +126,9 @@ struct csi_request *csi_call(struct csi *csi, const struct csi_method *m, int64_
 /* The caller no longer wants the answer: no callback comes. */
 void csi_request_cancel(struct csi_request *probe);
 
+/* The driver's address as logs show it (csi_address.h's display). */
+const char *csi_display(const struct csi *csi);
+
 /* The driver's identity (csi_driver above); "" fields until GetPluginInfo succeeded. */
 const struct csi_driver *csi_driver(const struct csi *csi);
 

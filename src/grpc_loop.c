@@ -122,11 +122,7 @@ struct grpc_loop *grpc_loop_new(struct event_base *base, grpc_loop_cb cb, void *
 		goto err;
 	}
 	l->completion_started = true;
-	if (pthread_create(&l->reaper_thread, NULL, reaper_main, l) != 0) {
-		snprintf(errbuf, errlen, "cannot start the gRPC channel reaper thread");
-		goto err;
-	}
-	l->reaper_started = true;
+	/* The reaper starts with the first retired channel (grpc_loop_retire_channel). */
 	return l;
 err:
 	grpc_loop_free(l, NULL);
@@ -154,6 +150,19 @@ void grpc_loop_retire_channel(struct grpc_loop *l, grpc_channel *ch)
 	l->retired = r;
 	pthread_cond_signal(&l->wake);
 	pthread_mutex_unlock(&l->lock);
+	/*
+	 * Started with the first retired channel (a driver restart: rare), not
+	 * at start-up: a thread idle for good costs 8 kB. Without one (thread
+	 * limits), the channels wait in the list: the next retirement tries
+	 * again, and grpc_loop_free destroys what is left.
+	 */
+	if (!l->reaper_started) {
+		if (pthread_create(&l->reaper_thread, NULL, reaper_main, l) == 0)
+			l->reaper_started = true;
+		else
+			LOG_E("Cannot start the gRPC channel reaper thread", "err",
+			      "the old channel is destroyed later");
+	}
 }
 
 void grpc_loop_free(struct grpc_loop *l, void (*drain)(void *tag))
@@ -167,7 +176,13 @@ void grpc_loop_free(struct grpc_loop *l, void (*drain)(void *tag))
 		pthread_mutex_unlock(&l->lock);
 		pthread_join(l->reaper_thread, NULL);
 	}
-	/* Without a reaper (start-up failed) nothing was retired. */
+	/* Left by a reaper that never started: here, before gRPC shuts down. */
+	while (l->retired) {
+		struct retired *r = l->retired;
+		l->retired = r->next;
+		grpc_channel_destroy(r->channel);
+		free(r);
+	}
 	if (l->cq) {
 		grpc_completion_queue_shutdown(l->cq);
 		if (l->completion_started) {

@@ -2,7 +2,7 @@
  * gRPC's C core driven from the libevent loop (GRPC-NOTES.md): one
  * completion queue, a thread blocked in grpc_completion_queue_next that
  * hands each completion (tag + success) to the loop, and a thread that
- * destroys retired channels.
+ * destroys retired channels (started with the first one).
  *
  * Why a thread for destroying channels: grpc_channel_destroy can block. When
  * the last channel goes, gRPC 1.51 tears its event engine down and waits for
@@ -46,8 +46,8 @@ typedef void (*grpc_loop_cb)(void *tag, bool success, void *arg);
 void grpc_loop_choose_poller(void);
 
 /*
- * Initialises gRPC, creates the queue and starts both threads. NULL with
- * errbuf on failure (gRPC is then shut down again).
+ * Initialises gRPC, creates the queue and starts the completion thread.
+ * NULL with errbuf on failure (gRPC is then shut down again).
  */
 struct grpc_loop *grpc_loop_new(struct event_base *base, grpc_loop_cb cb, void *arg, char *errbuf,
                                 size_t errlen);
@@ -56,15 +56,15 @@ struct grpc_loop *grpc_loop_new(struct event_base *base, grpc_loop_cb cb, void *
 grpc_completion_queue *grpc_loop_queue(struct grpc_loop *l);
 
 /*
- * Hands ch to the reaper thread, which destroys it. Returns at once; the
- * caller must not touch ch again. Calls on it should be finished or
- * cancelled first. NULL is a no-op.
+ * Hands ch to the reaper thread (started by the first call), which
+ * destroys it. Returns at once; the caller must not touch ch again. Calls on it should be finished
+ * or cancelled first. NULL is a no-op.
  */
 void grpc_loop_retire_channel(struct grpc_loop *l, grpc_channel *ch);
 
 /*
  * Shuts gRPC down: destroys the retired channels, shuts the queue down,
- * joins both threads, and hands every completion still undelivered to
+ * joins the threads, and hands every completion still undelivered to
  * drain (on this thread, instead of the callback), then grpc_shutdown.
  * Cancel the calls in flight before. This may block where gRPC blocks: the
  * daemon bounds its shutdown as a whole (main.c). NULL is a no-op.

@@ -84,6 +84,7 @@ struct policy {
 	struct policy_run *current;   /* the run whose Lua runs now; ctx's functions act on it */
 	int64_t (*now_ns)(void *ctx); /* the clock runs see: clock_now_ns, or a simulated one */
 	void *clock_ctx;
+	bool settled; /* a run has ended: start-up's garbage is collected */
 };
 
 static int64_t real_now(void *ctx)
@@ -517,8 +518,13 @@ static void end_run(struct policy_run *run)
 	luaL_unref(L, LUA_REGISTRYINDEX, run->pending_ref);
 	free(run->file_path);
 	free(run);
-	if (sandbox_hit_memory_cap(p->sb)) {
-		/* Give the memory back before the next check, to Lua and then to the system. */
+	if (!p->settled || sandbox_hit_memory_cap(p->sb)) {
+		/*
+		 * After a memory bomb, and once after the first check (start-up's
+		 * garbage: loading, the first call's buffers): the memory goes back
+		 * before the next check, to Lua and then to the system.
+		 */
+		p->settled = true;
 		lua_gc(L, LUA_GCCOLLECT, 0);
 		malloc_trim(0);
 	}
