@@ -111,7 +111,7 @@ struct csi {
 	 * none waits for another call, so one of each is enough.
 	 */
 	struct csi_result *answer;
-	struct csi_plugin_info *info; /* start-up's GetPluginInfo only: freed once answered */
+	struct info_space *info; /* start-up's GetPluginInfo only: freed once answered */
 
 	/*
 	 * The address's texts, copied: a struct csi_address is 12.5 kB of room
@@ -524,13 +524,13 @@ static void result_from_call(struct csi *csi, const struct csi_call *c, const st
 	           c->error_string ? c->error_string : "");
 }
 
-static void info_from_call(const struct csi_call *c, bool success, struct csi_plugin_info *info)
+static void info_from_call(const struct csi_call *c, bool success, struct info_space *space)
 {
+	struct csi_plugin_info *info = &space->info;
 	/* Not on the stack: stack clash protection would write all 16 kB of it. */
-	char *message = ((struct info_space *)info)->message;
-	const size_t message_size = sizeof(((struct info_space *)info)->message);
+	char *message = space->message;
+	const size_t message_size = sizeof(space->message);
 	/* Not cleared whole: 48 kB of mostly unwritten room (see csi_result_reset). */
-	info->code = 0;
 	info->name[0] = info->vendor_version[0] = info->error[0] = '\0';
 	info->code = success ? (int)c->status : GRPC_STATUS_UNKNOWN;
 	copy_details(c, message, message_size);
@@ -648,9 +648,9 @@ static void remember_driver(struct csi *csi, const struct csi_plugin_info *info)
 
 static void finish_info(struct csi *csi, struct csi_call *c, bool success)
 {
-	struct csi_plugin_info *info = csi->info;
+	struct csi_plugin_info *info = &csi->info->info;
 	csi->info_call = NULL;
-	info_from_call(c, success, info);
+	info_from_call(c, success, csi->info);
 	/* The start-up call is recorded before the name is known. */
 	metrics_observe_rpc(csi->metrics, "unknown-driver", METHOD_INFO, info->code,
 	                    (double)(clock_now_ns() - c->start_ns) / 1e9);
@@ -720,7 +720,7 @@ struct csi *csi_new(struct event_base *base, const struct csi_address *address,
 	csi->driver.name = csi->driver.vendor_version = "";
 	/* malloc, not calloc: their pages are written only as far as they are used. */
 	csi->answer = malloc(sizeof(*csi->answer));
-	csi->info = malloc(sizeof(struct info_space));
+	csi->info = malloc(sizeof(*csi->info));
 	if (!csi->answer || !csi->info) {
 		snprintf(errbuf, errlen, "out of memory");
 		goto err;
@@ -749,7 +749,7 @@ void csi_start(struct csi *csi, csi_info_cb cb, void *arg)
 	if (csi->address.kind == CSI_ADDRESS_NEVER)
 		return; /* waits forever, as upstream does for an unusable target */
 	if (!csi->info)
-		csi->info = malloc(sizeof(struct info_space)); /* freed by an earlier answer */
+		csi->info = malloc(sizeof(*csi->info)); /* freed by an earlier answer */
 	csi->info_call = csi->info ? call_start(csi, OP_INFO, METHOD_INFO, INT64_MAX, false) : NULL;
 	if (!csi->info_call)
 		LOG_E("Cannot start GetPluginInfo", "address", csi->address.display);
