@@ -239,8 +239,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct csi csi;
 	struct csi_call call;
 	struct csi_result r;
-	struct csi_plugin_info info;
-	memset(&csi, 0, sizeof(csi)); /* no channel: never "connected" at our deadline */
+	static struct info_space space; /* GetPluginInfo's reply and its status text */
+	memset(&csi, 0, sizeof(csi));   /* no channel: never "connected" at our deadline */
 
 	/* 1. An OK status: the input is the reply message. */
 	memset(&call, 0, sizeof(call));
@@ -255,8 +255,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_probe_result(&r);
 	check_calls(&csi, &call, true);
 	call.kind = OP_INFO;
-	info_from_call(&call, true, &info);
-	check_info(&info);
+	info_from_call(&call, true, &space);
+	check_info(&space.info);
 
 	/* 2. A status from the input, the input as its details. */
 	int code = size > 0 ? (int8_t)data[0] : GRPC_STATUS_OK;
@@ -273,8 +273,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_probe_result(&r);
 	check_calls(&csi, &call, !(flags & 1));
 	call.kind = OP_INFO;
-	info_from_call(&call, !(flags & 1), &info);
-	check_info(&info);
+	info_from_call(&call, !(flags & 1), &space);
+	check_info(&space.info);
 
 	grpc_slice_unref(call.details);
 	if (call.recv_buf)
