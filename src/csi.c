@@ -111,7 +111,7 @@ struct csi {
 	 * none waits for another call, so one of each is enough.
 	 */
 	struct csi_result *answer;
-	struct info_space *info; /* start-up's GetPluginInfo only: freed once answered */
+	struct info_space *info; /* GetPluginInfo's, from csi_start until it is answered */
 
 	/*
 	 * The address's texts, copied: a struct csi_address is 12.5 kB of room
@@ -124,8 +124,8 @@ struct csi {
 };
 
 /*
- * csi->info and the status text it is built from: 64 kB, allocated with
- * the csi (or by csi_start) and freed once GetPluginInfo is answered.
+ * csi->info and the status text it is built from: 64 kB, allocated by
+ * csi_start and freed once GetPluginInfo is answered.
  */
 struct info_space {
 	struct csi_plugin_info info;
@@ -720,8 +720,7 @@ struct csi *csi_new(struct event_base *base, const struct csi_address *address,
 	csi->driver.name = csi->driver.vendor_version = "";
 	/* malloc, not calloc: their pages are written only as far as they are used. */
 	csi->answer = malloc(sizeof(*csi->answer));
-	csi->info = malloc(sizeof(*csi->info));
-	if (!csi->answer || !csi->info) {
+	if (!csi->answer) {
 		snprintf(errbuf, errlen, "out of memory");
 		goto err;
 	}
@@ -749,7 +748,7 @@ void csi_start(struct csi *csi, csi_info_cb cb, void *arg)
 	if (csi->address.kind == CSI_ADDRESS_NEVER)
 		return; /* waits forever, as upstream does for an unusable target */
 	if (!csi->info)
-		csi->info = malloc(sizeof(*csi->info)); /* freed by an earlier answer */
+		csi->info = malloc(sizeof(*csi->info));
 	csi->info_call = csi->info ? call_start(csi, OP_INFO, METHOD_INFO, INT64_MAX, false) : NULL;
 	if (!csi->info_call)
 		LOG_E("Cannot start GetPluginInfo", "address", csi->address.display);

@@ -2,10 +2,12 @@
  * ctx.file's stats, off the loop (file_check.h).
  *
  * One thread does the stats, one at a time, from a queue; each finished
- * check goes back to the loop through a pipe, as gRPC's completions do
- * (grpc_loop.c). Each check also has a timer at its deadline, which
- * answers it "timed out" if the thread has not: a stat stuck on a hung
- * mount holds up the thread, never the loop.
+ * check goes back to the loop through a pipe. (Not the mailbox gRPC's
+ * completions take, mailbox.h: the thread may outlive the checker, and
+ * the pipe's write end is shared state it keeps alive, below.) Each
+ * check also has a timer at its deadline, which answers it "timed out" if
+ * the thread has not: a stat stuck on a hung mount holds up the thread,
+ * never the loop.
  *
  * Who owns a check (struct file_check): the loop, until it is queued; the
  * queue (under the lock) until the thread takes it; the thread while it

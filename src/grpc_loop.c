@@ -29,7 +29,6 @@ struct grpc_loop {
 	void *cb_arg;
 	grpc_completion_queue *cq;
 	struct mailbox *mailbox;
-	void (*drain)(void *tag); /* grpc_loop_free's */
 	pthread_t completion_thread;
 	bool completion_started;
 
@@ -82,12 +81,13 @@ static void on_completion(void *tag, int success, void *arg)
 	l->cb(tag, success != 0, l->cb_arg);
 }
 
+/* arg: grpc_loop_free's drain (a pointer to it). */
 static void drain_completion(void *tag, int success, void *arg)
 {
-	struct grpc_loop *l = arg;
+	void (*const *drain)(void *tag) = arg;
 	(void)success;
-	if (l->drain)
-		l->drain(tag);
+	if (*drain)
+		(*drain)(tag);
 }
 
 void grpc_loop_choose_poller(void)
@@ -197,8 +197,7 @@ void grpc_loop_free(struct grpc_loop *l, void (*drain)(void *tag))
 			} while (ev.type != GRPC_QUEUE_SHUTDOWN);
 		}
 		/* Completions posted but not yet delivered by the loop. */
-		l->drain = drain;
-		mailbox_free(l->mailbox, drain_completion, l);
+		mailbox_free(l->mailbox, drain_completion, &drain);
 		l->mailbox = NULL;
 		grpc_completion_queue_destroy(l->cq);
 		grpc_shutdown();
